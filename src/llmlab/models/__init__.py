@@ -1,0 +1,1 @@
+"""Model runtimes behind one ``Backend`` seam, the ``Model`` handle and model resolution."""
