@@ -1,0 +1,272 @@
+"""The llama.cpp backend (llama-cpp-python's low-level API): GGUF models on the CPU.
+
+llmlab drives llama.cpp itself — tokenization, one batched ``llama_decode`` per step for
+all sequences, KV-cache prefix reuse between calls — and does the sampling in
+:mod:`.sampling` through the shared decode loop (:mod:`.decoding`). That keeps every
+generation parameter's meaning identical to the transformers backend (llama.cpp lacks
+``no_repeat_ngram_size`` and multi-sequence sampling in Python) while the heavy work
+stays in C. ``llama_cpp`` is imported only when a model is loaded.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..config import Settings, default_threads
+from ..errors import BackendError, InvalidParameterError, MissingDependencyError
+from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
+from .base import LocalBackend
+from .decoding import decode, fit_prompt
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CTX = 4096
+MAX_SEQS = 8  # parallel sequences one context serves (num_return_sequences, batching)
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+        import llama_cpp._logger  # noqa: F401  (installs llama.cpp's log callback)
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("llama-cpp-python", purpose="GGUF models") from e
+    return llama_cpp
+
+
+def _quiet(verbose: bool) -> None:
+    """Route llama.cpp's own log lines away from the user's terminal unless asked for."""
+    import llama_cpp._logger as llog
+
+    llog.logger.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+class LlamaCppEngine:
+    """One llama.cpp model + context; implements the decode loop's ``DecodeEngine``.
+
+    Calls are serialized by ``lock``. The tokens of sequence 0 stay in the KV cache after
+    a call, so the next prompt that starts the same way (a growing chat) only evaluates
+    its new tokens.
+    """
+
+    def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False):
+        lc = self.lc = _import_llama_cpp()
+        from llama_cpp import _internals
+
+        _quiet(verbose)
+        mparams = lc.llama_model_default_params()
+        self.model = _internals.LlamaModel(path_model=path, params=mparams, verbose=verbose)
+        self.vocab = self.model.vocab
+        self.n_ctx_train = int(self.model.n_ctx_train())
+        n_ctx = int(n_ctx or min(self.n_ctx_train, DEFAULT_MAX_CTX))
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = min(n_batch, n_ctx)
+        cparams.n_ubatch = min(n_batch, n_ctx)
+        cparams.n_seq_max = MAX_SEQS
+        cparams.kv_unified = True  # sequences share the window: a forked prompt is stored once
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        self.context = _internals.LlamaContext(model=self.model, params=cparams, verbose=verbose)
+        self.ctx = self.context.ctx
+        self.mem = lc.llama_get_memory(self.ctx)
+        self.n_ctx = int(lc.llama_n_ctx(self.ctx))
+        self.n_batch = int(cparams.n_batch)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
+        self.threads = threads
+        self.lock = threading.Lock()
+        self._batch = lc.llama_batch_init(max(self.n_batch, MAX_SEQS), 0, MAX_SEQS)
+        self._pieces: dict[int, bytes] = {}
+        self._cached: list[int] = []  # tokens of sequence 0 in the KV cache
+        self._pos = [0] * MAX_SEQS
+        self._piece_buf = ctypes.create_string_buffer(256)
+
+    # -- vocabulary ----------------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        n_max = len(data) + 8
+        buf = (self.lc.llama_token * n_max)()
+        n = self.lc.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, True)
+        if n < 0:  # pragma: no cover - the bound above is always enough
+            raise BackendError(f"tokenization failed ({n})")
+        return list(buf[:n])
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            n = self.lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+            piece = self._piece_buf.raw[: max(n, 0)]
+            self._pieces[token] = piece
+        return piece
+
+    def special_piece(self, token: int) -> str:
+        n = self.lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, True)
+        return self._piece_buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self.lc.llama_vocab_is_eog(self.vocab, token))
+
+    def add_bos(self) -> bool:
+        return bool(self.lc.llama_vocab_get_add_bos(self.vocab))
+
+    def bos_eos(self) -> tuple[str, str]:
+        bos, eos = self.lc.llama_vocab_bos(self.vocab), self.lc.llama_vocab_eos(self.vocab)
+        return (self.special_piece(bos) if bos >= 0 else "", self.special_piece(eos) if eos >= 0 else "")
+
+    def metadata(self) -> dict[str, str]:
+        return self.model.metadata()
+
+    # -- decoding ------------------------------------------------------------------------
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode over (token, pos, seq, want_logits) entries."""
+        b = self._batch
+        b.n_tokens = len(entries)
+        for i, (tok, pos, seq, want) in enumerate(entries):
+            b.token[i] = tok
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = want
+        rc = self.lc.llama_decode(self.ctx, b)
+        if rc != 0:
+            self._cached = []
+            raise BackendError(f"llama_decode failed (code {rc}); the context window ({self.n_ctx}) may be full")
+
+    def _logits(self, i: int) -> np.ndarray:
+        ptr = self.lc.llama_get_logits_ith(self.ctx, i)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def eval_prompt(self, ids: list[int], n_seqs: int) -> np.ndarray:
+        lc = self.lc
+        p = 0
+        for a, b in zip(self._cached, ids):
+            if a != b:
+                break
+            p += 1
+        p = min(p, len(ids) - 1)  # re-evaluate at least the last token to get its logits
+        for seq in range(1, MAX_SEQS):
+            lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
+        if not lc.llama_memory_seq_rm(self.mem, 0, p, -1):
+            lc.llama_memory_clear(self.mem, True)
+            p = 0
+        if not ids:
+            raise InvalidParameterError("the prompt is empty")
+        self._cached = ids[:p]
+        last_index = 0
+        for start in range(p, len(ids), self.n_batch):
+            chunk = ids[start : start + self.n_batch]
+            last = start + len(chunk) == len(ids)
+            self._decode([(t, start + j, 0, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
+            self._cached = ids[: start + len(chunk)]
+            last_index = len(chunk) - 1
+        logits = self._logits(last_index)
+        for seq in range(1, n_seqs):
+            lc.llama_memory_seq_cp(self.mem, 0, seq, -1, -1)
+        self._pos = [len(ids)] * MAX_SEQS
+        return np.array(logits, copy=True) if n_seqs > 1 else logits
+
+    def eval_next(self, tokens: list[tuple[int, int]]) -> list[np.ndarray]:
+        entries = [(tok, self._pos[seq], seq, True) for seq, tok in tokens]
+        self._decode(entries)
+        for seq, tok in tokens:
+            self._pos[seq] += 1
+            if seq == 0:
+                self._cached.append(tok)
+        return [self._logits(i) for i in range(len(tokens))]
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self.lc.llama_batch_free(self._batch)
+            self._batch = None
+        self.context.close()
+        self.model.close()
+
+
+class LlamaCppBackend(LocalBackend):
+    """GGUF models through llama.cpp (the CPU default)."""
+
+    name = "llamacpp"
+    OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template"}
+
+    def __init__(self, spec: ModelSpec, *, n_ctx: int | None = None, threads: int | None = None, n_batch: int = 512,
+                 verbose: bool = False, chat_template: str | None = None):
+        if not spec.path or not Path(spec.path).is_file():
+            raise BackendError(f"GGUF file not found: {spec.path}")
+        self.spec = spec
+        self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads or default_threads(), n_batch=n_batch,
+                                     verbose=verbose)
+        meta = self.engine.metadata()
+        template = meta.get("tokenizer.chat_template")
+        self.chat_fallback = chat_template
+        self.info = ModelInfo(
+            name=spec.name, backend=self.name, context_length=self.engine.n_ctx, chat_template=template,
+            chat_template_name="model" if template else f"fallback:{chat_template or 'plain'}",
+            languages=spec.languages,
+            extra={"path": spec.path, "n_ctx_train": self.engine.n_ctx_train, "n_vocab": self.engine.n_vocab,
+                   "architecture": meta.get("general.architecture"), "threads": self.engine.threads},
+        )
+
+    @classmethod
+    def load(cls, spec: ModelSpec, settings: Settings, **options: Any) -> "LlamaCppBackend":
+        unknown = set(options) - cls.OPTIONS
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown option(s) for the llama.cpp backend: {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(cls.OPTIONS))}"
+            )
+        options.setdefault("n_ctx", settings.context_length)
+        options.setdefault("threads", settings.threads)
+        return cls(spec, **options)
+
+    # -- tokenizer -------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        return self.engine.tokenize(text, add_special and self.engine.add_bos())
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return b"".join(self.engine.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        out = []
+        for i in ids:
+            raw = self.engine.token_bytes(i)
+            out.append(raw.decode("utf-8", errors="backslashreplace") if raw else self.engine.special_piece(i))
+        return out
+
+    def bos_eos(self) -> tuple[str, str]:
+        return self.engine.bos_eos()
+
+    # -- generation ------------------------------------------------------------------------
+    def _prompt_ids(self, prompt: str, chat: bool) -> list[int]:
+        bos, _ = self.bos_eos()
+        add = self.engine.add_bos() and not (chat and bos and prompt.startswith(bos))
+        return self.engine.tokenize(prompt, add)
+
+    def stream(self, prompt: str, params: GenerationParams, _chat: bool = False) -> Iterator[Delta | Completion]:
+        t0 = time.perf_counter()
+        ids, dropped = fit_prompt(self._prompt_ids(prompt, _chat), self.engine.n_ctx, params)
+        if dropped:
+            log.warning("prompt truncated: dropped the oldest %d tokens to fit the context window", dropped)
+        first: float | None = None
+        seqs = []
+        with self.engine.lock:
+            for ev in decode(self.engine, ids, params, piece=lambda t: self.token_strings([t])[0]):
+                if isinstance(ev, Delta):
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    yield ev
+                else:
+                    seqs = ev
+        yield Completion(sequences=seqs, model=self.spec.name, backend=self.name, params=params,
+                         usage=Usage(len(ids), sum(s.completion_tokens for s in seqs)),
+                         latency_s=time.perf_counter() - t0, first_token_s=first, threads=self.engine.threads,
+                         truncated_tokens=dropped)
+
+    def close(self) -> None:
+        self.engine.close()

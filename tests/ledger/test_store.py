@@ -1,0 +1,106 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from llmlab.errors import LedgerError
+from llmlab.ledger import Ledger, RunRecord
+from llmlab.ledger.migrations import MIGRATIONS
+from llmlab.models.model import load_model
+
+
+def test_record_and_read_back(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    rid = lg.record(RunRecord(kind="generate", model="m", backend="fake", params={"t": 1}, prompt="안녕",
+                              output=["반가워"], prompt_tokens=3, completion_tokens=5, latency_s=0.1))
+    r = lg.get(rid)
+    assert r.prompt == "안녕" and r.output == ["반가워"] and r.params == {"t": 1}
+    assert r.to_dict()["usage"]["total_tokens"] == 8
+
+
+def test_migrations_are_named_and_applied_once(tmp_path):
+    Ledger(tmp_path / "l.db").close()
+    Ledger(tmp_path / "l.db").close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    names = [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name")]
+    assert names == sorted(n for n, _ in MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_every_model_call_is_recorded(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    m = load_model("f", backend="fake", ledger=lg, replies=["ok"])
+    c = m.generate("hello", max_new_tokens=5)
+    m.chat([{"role": "user", "content": "hi"}], max_new_tokens=5, session="s1")
+    runs = lg.runs()
+    assert [r.kind for r in runs] == ["chat", "generate"]
+    assert runs[1].id == c.run_id and runs[1].prompt == "hello" and runs[1].output == ["ok"]
+    assert runs[0].messages == [{"role": "user", "content": "hi"}] and runs[0].session == "s1"
+    assert runs[0].cost_usd == 0.0  # local models cost nothing
+
+
+def test_usage_per_model_and_day_and_purge(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    for model, pt in (("a", 1), ("a", 2), ("b", 5)):
+        lg.record(RunRecord(kind="generate", model=model, backend="openai", prompt_tokens=pt, completion_tokens=1,
+                            cost_usd=0.5))
+    lg.record(RunRecord(kind="generate", model="a", created_at="2020-01-01T00:00:00.000+00:00", prompt_tokens=9))
+    rows = lg.usage()
+    today = [r for r in rows if r["day"] != "2020-01-01"]
+    a = next(r for r in today if r["model"] == "a")
+    assert a["calls"] == 2 and a["prompt_tokens"] == 3 and a["cost_usd"] == pytest.approx(1.0)
+    assert lg.purge(before="2021-01-01") == 1
+    assert all(r["day"] != "2020-01-01" for r in lg.usage())
+    with pytest.raises(LedgerError, match="invalid date"):
+        lg.purge(before="yesterday")
+    assert lg.purge() == 3 and lg.runs() == []
+
+
+def test_purge_leaves_no_text_in_the_file(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    lg.record(RunRecord(kind="generate", prompt="SECRET-PHONE-010-1234-5678"))
+    lg.purge()
+    lg.close()
+    for f in tmp_path.iterdir():
+        assert b"SECRET-PHONE" not in f.read_bytes(), f
+
+
+def test_chat_sessions_persist(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    lg.append_turn("s", "m", "be brief", [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+    lg.append_turn("s", "m", None, [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}])
+    s = lg.session("s")
+    assert s["system"] == "be brief" and [m["content"] for m in s["messages"]] == ["a", "b", "c", "d"]
+    assert lg.sessions()[0]["messages"] == 4
+
+
+@pytest.mark.slow
+def test_survives_kill_9_mid_write(tmp_path):
+    db = tmp_path / "l.db"
+    writer = textwrap.dedent(f"""
+        import sys
+        from llmlab.ledger import Ledger, RunRecord
+        lg = Ledger({str(db)!r})
+        i = 0
+        while True:
+            lg.record(RunRecord(kind="generate", model="m", prompt="p" * 2000 + str(i), output=["o" * 2000],
+                                prompt_tokens=i, completion_tokens=i))
+            i += 1
+            if i == 50:
+                print("ready", flush=True)
+    """)
+    for _ in range(3):
+        p = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        p.kill()
+        p.wait()
+        lg = Ledger(db)
+        assert lg.integrity_ok()
+        runs = lg.runs(limit=100000)
+        # every row is complete: the prompt ends with its own counter
+        assert all(r.prompt.endswith(str(r.prompt_tokens)) and r.output == ["o" * 2000] for r in runs)
+        lg.close()
