@@ -95,3 +95,12 @@ def test_generation_stops_at_context_end():
     m = fake(context_length=16, replies=["abcdefghijklmnopqrstuvwxyz"])
     c = m.generate("xy", max_new_tokens=100)
     assert c.finish_reason == "length" and c.usage.total_tokens <= 16
+
+
+from llmlab.testing.contract import GenerationContract  # noqa: E402
+
+
+class TestFakeBackendContract(GenerationContract):
+    @pytest.fixture
+    def model(self):
+        return fake()

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
@@ -95,14 +96,10 @@ class SSEDecoder:
         self._buf = self._buf[pos:]
         return events
 
-    def close(self) -> list[str]:
-        """End of stream: dispatch a last event that lacked its closing blank line."""
-        events: list[str] = []
-        if self._buf:
-            self._line(self._buf, events)
-            self._buf = b""
-        self._line(b"", events)
-        return events
+    def close(self) -> None:
+        """End of stream. As the SSE spec says, an event without its closing blank line is
+        dropped: the connection broke in the middle of it."""
+        self._buf, self._data = b"", []
 
     def _line(self, raw: bytes, events: list[str]) -> None:
         line = raw.decode("utf-8", errors="replace")
@@ -247,6 +244,22 @@ class _Choice:
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] | None = None
 
+    def take(self, c: dict[str, Any], *, chat: bool, logprobs: bool) -> str:
+        """Add one streamed choice object; returns the text that may be shown now."""
+        if logprobs:
+            if self.logprobs is None:
+                self.logprobs = []
+            if not self.assembler.stopped:
+                self.logprobs.extend(_parse_logprobs(c.get("logprobs"), chat))
+        if c.get("finish_reason"):
+            self.finish_reason = c["finish_reason"]
+        # chat streams carry "delta", a server that ignored stream=true carries "message"
+        piece = (c.get("delta") or c.get("message") or {}).get("content") if chat else c.get("text")
+        if not piece:
+            return ""
+        self.pieces += 1
+        return self.assembler.push_bytes(piece.encode("utf-8"))
+
 
 class OpenAICompatBackend:
     """A model behind an OpenAI-compatible HTTP API.
@@ -274,9 +287,11 @@ class OpenAICompatBackend:
         self.max_retries = int(max_retries)
         self.max_retry_wait = float(max_retry_wait)
         self.extra_params = bool(extra_params)
-        self.info = ModelInfo(name=spec.name, backend="openai", context_length=spec.context_length or DEFAULT_CONTEXT_LENGTH,
-                              chat_template=None, extra={"base_url": self.base_url, "remote_model": self.remote_model})
-        self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)))
+        self.info = ModelInfo(name=spec.name, backend="openai",
+                              context_length=spec.context_length or DEFAULT_CONTEXT_LENGTH, chat_template=None,
+                              extra={"base_url": self.base_url, "remote_model": self.remote_model})
+        self._client: httpx.Client | None = None  # made on first use: building its TLS context takes time
+        self._client_lock = threading.Lock()
         self._enc: Any = _UNSET
 
     @classmethod
@@ -333,17 +348,15 @@ class OpenAICompatBackend:
     def _run(self, path: str, body: dict[str, Any], params: GenerationParams,
              prompt_estimate: int) -> Iterator[Delta | Completion]:
         chat = path == "/chat/completions"
-        n = params.num_return_sequences
         t0 = time.perf_counter()
         if body["max_tokens"] == 0:  # the API refuses max_tokens=0; nothing to ask for
-            yield self._completion([_Choice(TextAssembler()) for _ in range(n)], params, Usage(prompt_estimate, 0),
-                                   t0, None, prompt_estimate, zero_budget=True)
+            empty = [_Choice(TextAssembler()) for _ in range(params.num_return_sequences)]
+            yield self._completion(empty, params, Usage(prompt_estimate, 0), t0, None, "", zero_budget=True)
             return
-        choices = {i: _Choice(TextAssembler(params.stop)) for i in range(n)}
-        want_logprobs = params.logprobs is not None
+        choices = {i: _Choice(TextAssembler(params.stop)) for i in range(params.num_return_sequences)}
         usage: Usage | None = None
         first: float | None = None
-        complete = False
+        complete, cut = False, False
         resp = self._send(path, body, stream=True)
         try:
             for event in self._payloads(resp):
@@ -354,21 +367,15 @@ class OpenAICompatBackend:
                     u = event["usage"]
                     usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
                 for c in event.get("choices") or []:
-                    ch = choices.setdefault(int(c.get("index") or 0), _Choice(TextAssembler(params.stop)))
-                    piece = (c.get("delta") or c.get("message") or {}).get("content") if chat else c.get("text")
-                    if want_logprobs and not ch.assembler.stopped:
-                        ch.logprobs = (ch.logprobs or []) + _parse_logprobs(c.get("logprobs"), chat)
-                    if piece:
-                        ch.pieces += 1
-                        text = ch.assembler.push_bytes(piece.encode("utf-8"))
-                        if text:
-                            first = first if first is not None else time.perf_counter() - t0
-                            yield Delta(int(c.get("index") or 0), text)
-                    if c.get("finish_reason"):
-                        ch.finish_reason = c["finish_reason"]
+                    index = int(c.get("index") or 0)
+                    ch = choices.setdefault(index, _Choice(TextAssembler(params.stop)))
+                    text = ch.take(c, chat=chat, logprobs=params.logprobs is not None)
+                    if text:
+                        first = first if first is not None else time.perf_counter() - t0
+                        yield Delta(index, text)
                 if all(ch.assembler.stopped for ch in choices.values()):
-                    # a stop string the server did not know: stop reading, the rest would be cut anyway
-                    complete = True
+                    # every sequence hit a stop string the server was not told about: the rest would be cut
+                    complete = cut = True
                     break
             else:
                 complete = all(ch.finish_reason for ch in choices.values())
@@ -381,17 +388,16 @@ class OpenAICompatBackend:
             tail = ch.assembler.finish()
             if tail:
                 yield Delta(i, tail)
-        if want_logprobs:
-            for ch in choices.values():
-                ch.logprobs = ch.logprobs or []
-        yield self._completion([choices[i] for i in sorted(choices)], params, usage, t0, first, prompt_estimate)
+        why = "" if usage else "the answer was cut at a stop string" if cut else f"{self.base_url} sent no token usage"
+        yield self._completion([choices[i] for i in sorted(choices)], params, usage or Usage(prompt_estimate, 0),
+                               t0, first, why)
 
-    def _completion(self, choices: list[_Choice], params: GenerationParams, usage: Usage | None, t0: float,
-                    first: float | None, prompt_estimate: int, zero_budget: bool = False) -> Completion:
-        single = len(choices) == 1 and usage is not None
+    def _completion(self, choices: list[_Choice], params: GenerationParams, usage: Usage, t0: float,
+                    first: float | None, estimated: str, zero_budget: bool = False) -> Completion:
+        """The final result; ``estimated`` says why the usage must be estimated ("" when it is known)."""
         seqs = []
         for ch in choices:
-            if single:
+            if len(choices) == 1 and not estimated:
                 tokens = usage.completion_tokens
             elif ch.logprobs:
                 tokens = len(ch.logprobs)
@@ -400,15 +406,21 @@ class OpenAICompatBackend:
             reason = "length" if zero_budget else "stop" if ch.assembler.stopped else _finish_reason(ch.finish_reason)
             seqs.append(Sequence_(text=ch.assembler.text, finish_reason=reason, completion_tokens=tokens,
                                   logprobs=ch.logprobs))
-        if usage is None:
-            if not zero_budget:
-                log.warning("%s sent no token usage for %s; the counts are rough estimates (prompt from its "
-                            "characters, completion from the streamed pieces)", self.base_url, self.remote_model)
-            usage = Usage(prompt_estimate, sum(s.completion_tokens for s in seqs))
+        if estimated:
+            log.warning("%s, so the token counts for %s are rough estimates (prompt from its characters, "
+                        "completion from the streamed pieces)", estimated, self.remote_model)
+            usage = Usage(usage.prompt_tokens, sum(s.completion_tokens for s in seqs))
         return Completion(sequences=seqs, model=self.info.name, backend=self.name, params=params, usage=usage,
                           latency_s=time.perf_counter() - t0, first_token_s=first, chat_template=None)
 
     # -- HTTP ----------------------------------------------------------------------------
+    @property
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)))
+            return self._client
+
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if self._key:
@@ -420,8 +432,8 @@ class OpenAICompatBackend:
         url = self.base_url + path
         for attempt in range(self.max_retries + 1):
             try:
-                request = self._client.build_request("POST", url, json=body, headers=self._headers(stream))
-                resp = self._client.send(request, stream=stream)
+                request = self._http.build_request("POST", url, json=body, headers=self._headers(stream))
+                resp = self._http.send(request, stream=stream)
             except httpx.ConnectTimeout:
                 raise BackendError(f"cannot reach {self.base_url}: the connection timed out. Is the server "
                                    "running and the base URL right?") from None
@@ -494,8 +506,7 @@ class OpenAICompatBackend:
             for raw in resp.iter_bytes():
                 for data in decoder.feed(raw):
                     yield self._event(data)
-            for data in decoder.close():
-                yield self._event(data)
+            decoder.close()
         except httpx.TimeoutException:
             raise BackendError(f"{self.base_url} stopped sending for {self.timeout:g}s in the middle of the answer; "
                                "raise the timeout option (timeout=SECONDS) for a slow server") from None
@@ -596,4 +607,7 @@ class OpenAICompatBackend:
         return 3 + sum(estimate_tokens(m.content) + 4 for m in msgs)
 
     def close(self) -> None:
-        self._client.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
