@@ -21,43 +21,42 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 
 
-def bench_llmlab(threads: int, n: int, repeats: int) -> dict:
+def bench_llama_paths(threads: int, n: int, repeats: int) -> tuple[dict, dict]:
+    """llmlab's default path and raw llama-cpp-python, interleaved so both see the same machine load."""
+    import llama_cpp
+
     from llmlab.models.model import load_model
+    from llmlab.models.spec import bundled_path
 
     m = load_model("smollm2-135m", threads=threads, ledger=False)
-    m.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up
-    rates, toks = [], []
+    llm = llama_cpp.Llama(model_path=str(bundled_path("smollm2-135m")), n_ctx=m.context_length, n_threads=threads,
+                          n_threads_batch=threads, verbose=False)
+    m.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up both
+    llm.create_completion(PROMPT, max_tokens=8, temperature=0)
+    ours, raw = {"rates": [], "tokens": []}, {"rates": [], "tokens": []}
+    eng = m.backend.engine
     for _ in range(repeats):
-        m.backend.engine._cached = []  # no KV reuse between repeats: same work as the other paths
-        m.backend.engine.lc.llama_memory_clear(m.backend.engine.mem, True)
+        eng._cached = []  # no KV reuse between repeats: the same work as the raw path
+        eng.lc.llama_memory_clear(eng.mem, True)
         t0 = time.perf_counter()
         c = m.generate(PROMPT, max_new_tokens=n, temperature=0)
         dt = time.perf_counter() - t0
-        rates.append(c.usage.completion_tokens / dt)
-        toks.append(c.usage.completion_tokens)
-    m.close()
-    return {"tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads}
+        ours["rates"].append(c.usage.completion_tokens / dt)
+        ours["tokens"].append(c.usage.completion_tokens)
 
-
-def bench_llama_cpp_raw(threads: int, n: int, repeats: int) -> dict:
-    import llama_cpp
-
-    from llmlab.models.spec import bundled_path
-
-    llm = llama_cpp.Llama(model_path=str(bundled_path("smollm2-135m")), n_ctx=4096, n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
-    llm.create_completion(PROMPT, max_tokens=8, temperature=0)
-    rates, toks = [], []
-    for _ in range(repeats):
         llm.reset()
-        llm._ctx.memory_clear(True) if hasattr(llm._ctx, "memory_clear") else None
         t0 = time.perf_counter()
         out = llm.create_completion(PROMPT, max_tokens=n, temperature=0)
         dt = time.perf_counter() - t0
-        ct = out["usage"]["completion_tokens"]
-        rates.append(ct / dt)
-        toks.append(ct)
-    return {"tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads}
+        raw["rates"].append(out["usage"]["completion_tokens"] / dt)
+        raw["tokens"].append(out["usage"]["completion_tokens"])
+    m.close()
+
+    def summary(d):
+        return {"tokens_per_s": round(statistics.median(d["rates"]), 2), "completion_tokens": d["tokens"],
+                "threads": threads}
+
+    return summary(ours), summary(raw)
 
 
 def bench_transformers(threads: int, n: int, repeats: int) -> dict:
@@ -116,8 +115,7 @@ def main() -> None:
     env = dict(os.environ, LLMLAB_THREADS=str(a.threads), LLMLAB_LEDGER="false")
     res: dict = {"bench": "generation", "model": "smollm2-135m", "prompt": PROMPT, "new_tokens": a.new_tokens,
                  "decoding": "greedy", "threads": a.threads, "cpu_count": os.cpu_count()}
-    res["llmlab"] = bench_llmlab(a.threads, a.new_tokens, a.repeats)
-    res["llama_cpp_raw"] = bench_llama_cpp_raw(a.threads, a.new_tokens, a.repeats)
+    res["llmlab"], res["llama_cpp_raw"] = bench_llama_paths(a.threads, a.new_tokens, a.repeats)
     res["cold_start_s"] = {"llmlab_generate": cold_start(COLD_LLMLAB, env, a.repeats)}
     if not a.skip_transformers:
         res["transformers"] = bench_transformers(a.threads, a.new_tokens, a.repeats)

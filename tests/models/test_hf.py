@@ -20,9 +20,10 @@ pytest.importorskip("transformers")
 
 from llmlab.config import Settings  # noqa: E402
 from llmlab.errors import BackendError, ContextOverflowError, InvalidParameterError  # noqa: E402
-from llmlab.models.hf import TransformersBackend, quantization_config  # noqa: E402
+from llmlab.models.hf import TransformersBackend, _Row, _RowStreamer, quantization_config  # noqa: E402
 from llmlab.models.model import Model, load_model  # noqa: E402
 from llmlab.models.spec import ModelSpec  # noqa: E402
+from llmlab.models.streaming import TextAssembler  # noqa: E402
 from llmlab.testing.contract import GenerationContract  # noqa: E402
 from llmlab.types import Completion, Delta, GenerationParams, Message  # noqa: E402
 
@@ -106,6 +107,8 @@ def test_info(tiny):
 def test_n_ctx_caps_the_context(tiny_dir):
     be = TransformersBackend.load(_spec(tiny_dir), Settings(), n_ctx=32, threads=1)
     assert be.info.context_length == 32
+    assert TransformersBackend.load(_spec(tiny_dir), Settings(context_length=48), threads=1).info.context_length == 48
+    assert TransformersBackend.load(_spec(tiny_dir), Settings(), n_ctx=1000, threads=1).info.context_length == CTX
 
 
 def test_unknown_option_lists_the_valid_ones(tiny_dir):
@@ -119,6 +122,11 @@ def test_unknown_option_lists_the_valid_ones(tiny_dir):
 def test_load_in_needs_cuda(tiny_dir):
     with pytest.raises(BackendError, match="needs a CUDA GPU"):
         TransformersBackend.load(_spec(tiny_dir), Settings(), load_in="4bit")
+
+
+def test_gguf_cannot_be_loaded_in_4bit(tiny_dir):
+    with pytest.raises(BackendError, match="cannot quantize a GGUF file"):
+        TransformersBackend.load(_spec(tiny_dir, gguf_file="model.gguf"), Settings(), load_in="4bit")
 
 
 def test_missing_folder_is_a_backend_error(tmp_path):
@@ -168,6 +176,44 @@ def test_chat_prompt_gets_one_bos(tiny):
     assert ids[0] == bos and ids[1] != bos
     assert tiny._prompt_ids("hi")[0] == bos  # a plain prompt gets the BOS the tokenizer adds
     assert tiny.count_chat_tokens([Message("user", "hi")]) == len(ids)
+
+
+def _sentencepiece_tokenizer():
+    """A Llama-2/Gemma-style tokenizer: Metaspace pieces, byte fallback, a decoder that strips one leading space."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "<s>", "</s>"])
+    tok.train_from_iterator(CORPUS[:1] * 10, trainer)
+    d = json.loads(tok.to_str())
+    for b in range(256):  # the <0xNN> byte pieces of a real SentencePiece vocabulary
+        d["model"]["vocab"].setdefault(f"<0x{b:02X}>", len(d["model"]["vocab"]))
+    tok = Tokenizer.from_str(json.dumps(d))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+
+
+def test_sentencepiece_pieces_and_leading_spaces(tiny):
+    be = TransformersBackend(_spec("unused"), tiny.model, _sentencepiece_tokenizer(), context_length=CTX)
+    hello, rest = be.tokenize("Hello"), be.tokenize("Hello world")[1:]
+    assert be._decode(rest) == "world"  # the decoder strips the continuation's space ...
+    assert be._decode_after(hello, "Hello", rest) == " world"  # ... decoding behind the prompt keeps it
+    pieces = be.token_strings(be.tokenize("Hello world 안"))
+    assert "".join(pieces).startswith(" Hello world") and "\\xec" in pieces
+    events: queue.Queue = queue.Queue()
+    row = _Row(0, TextAssembler())
+    streamer = _RowStreamer(be, [row], hello, events, 0.0)
+    streamer.put(torch.tensor([hello]))
+    for t in be.tokenize("Hello 안녕하세요")[1:]:
+        streamer.put(torch.tensor([t]))
+    streamer.end()
+    pieces = [e.text for e in list(events.queue)]
+    assert "".join(pieces) == " 안녕하세요" and all("\ufffd" not in p for p in pieces)
 
 
 # -- generation ----------------------------------------------------------------------------
@@ -259,9 +305,6 @@ def test_closing_the_stream_stops_generation(tiny):
 
 
 def test_streamer_never_splits_korean(tiny):
-    from llmlab.models.hf import _Row, _RowStreamer
-    from llmlab.models.streaming import TextAssembler
-
     text = "안녕하세요 한국어"
     ids = tiny.tokenize(text)
     assert len(ids) > len(text), "the tiny tokenizer should split syllables into bytes"
@@ -309,7 +352,7 @@ class TestTransformersContract(GenerationContract):
 @pytest.mark.slow
 def test_gguf_is_dequantized_and_saveable(smol, tmp_path):
     info = smol.info
-    assert info.backend == "transformers" and info.context_length == 8192 and "im_start" in info.chat_template
+    assert info.backend == "transformers" and info.context_length == 4096 and "im_start" in info.chat_template
     hf = smol.backend.model
     assert getattr(hf, "hf_quantizer", None) is None and not getattr(hf, "is_quantized", False)
     hf.save_pretrained(tmp_path / "saved")  # refuses while the model is marked as quantized
@@ -324,19 +367,20 @@ def test_gguf_answers(smol):
 
 @pytest.mark.slow
 def test_gguf_korean_stream(smol):
-    s = smol.stream_chat("한국어로 인사해 주세요.", max_new_tokens=24, temperature=0, logprobs=0)
+    # a Korean completion prompt: SmolLM2 answers Korean chat questions in English
+    s = smol.stream("안녕하세요. 저는", max_new_tokens=16, temperature=0, logprobs=0)
     pieces = [d.text for d in s]
     c = s.completion
     assert "".join(pieces) == c.text and all(p and "\ufffd" not in p for p in pieces)
-    assert c.chat_template == "model"
-    raw = smol.tokenize(c.text).tokens
-    assert any("\\x" in t for t in raw) or any("\uac00" <= ch <= "\ud7a3" for ch in c.text)
+    assert any("\uac00" <= ch <= "\ud7a3" for ch in c.text)
+    # the test means something only if some token ended inside a multi-byte character
+    assert any("\\x" in lp.token for lp in c.sequences[0].logprobs)
 
 
 @pytest.mark.slow
 def test_gguf_context_overflow(smol):
-    with pytest.raises(ContextOverflowError, match="8192"):
-        smol.generate("word " * 9000, max_new_tokens=2)
+    with pytest.raises(ContextOverflowError, match="context window holds 4096"):
+        smol.generate("word " * 5000, max_new_tokens=2)
 
 
 @pytest.mark.gpu

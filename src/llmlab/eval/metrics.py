@@ -42,7 +42,11 @@ def _kiwi():
         from kiwipiepy import Kiwi
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise MissingDependencyError("kiwipiepy", purpose="Korean morpheme analysis (ROUGE, tokenize)") from e
-    return Kiwi(num_workers=0)
+    import warnings
+
+    with warnings.catch_warnings():  # kiwipiepy notes that 0 now means one thread — which is what we want
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return Kiwi(num_workers=0)
 
 
 def morphemes(text: str, *, drop_punct: bool = True) -> list[str]:

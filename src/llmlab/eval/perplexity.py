@@ -1,13 +1,16 @@
 """Perplexity of a model on a text, through the decode loop's engine.
 
 The text is tokenized and fed to the model token by token (in windows that fit the
-context); each token's log-probability under the model's prediction is collected. An
+context); each token's log-probability under the model's prediction is collected.
+Per-token perplexity depends on the tokenizer (a Korean syllable split into three byte
+tokens has two easy-to-guess tokens), so bits per character are reported as well. An
 engine that offers ``score_tokens(ids) -> list[float]`` (all positions in one batch) is
 used instead when present.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +25,7 @@ class PerplexityResult:
     tokens: int  # scored tokens
     windows: int
     mean_logprob: float
+    bits_per_char: float  # comparable across tokenizers, unlike per-token perplexity
 
 
 def _engine(model: Any) -> Any:
@@ -69,4 +73,7 @@ def token_logprobs(model: Any, text: str, *, max_tokens: int | None = None,
 def text_perplexity(model: Any, text: str, *, max_tokens: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> PerplexityResult:
     lps, windows = token_logprobs(model, text, max_tokens=max_tokens, progress=progress)
-    return PerplexityResult(perplexity(lps), len(lps), windows, round(sum(lps) / len(lps), 6))
+    chars = len(text) if max_tokens is None else len(model.backend.detokenize(
+        model.backend.tokenize(text, add_special=False)[:max_tokens]))
+    bpc = -sum(lps) / math.log(2) / max(1, chars)
+    return PerplexityResult(perplexity(lps), len(lps), windows, round(sum(lps) / len(lps), 6), round(bpc, 4))

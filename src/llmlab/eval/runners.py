@@ -242,8 +242,8 @@ def evaluate_perplexity(model: Any, data: str | Path, *, limit: int | None = Non
         raise InvalidParameterError(f"perplexity takes no generation parameters (got {', '.join(sorted(params))})")
     t0 = time.perf_counter()
     res = text_perplexity(model, read_text(data), max_tokens=limit, progress=progress)
-    metrics = {"perplexity": res.perplexity, "mean_logprob": res.mean_logprob, "tokens": res.tokens,
-               "windows": res.windows}
+    metrics = {"perplexity": res.perplexity, "bits_per_char": res.bits_per_char, "mean_logprob": res.mean_logprob,
+               "tokens": res.tokens, "windows": res.windows}
     out = EvalResult("perplexity", model.name, res.tokens, metrics, [], str(data), None, {},
                      new_experiment("perplexity"), None, time.perf_counter() - t0,
                      {"prompt_tokens": res.tokens + 1, "completion_tokens": 0, "total_tokens": res.tokens + 1})

@@ -123,7 +123,8 @@ class TransformersBackend(LocalBackend):
                               extra={"device": str(model.device), "dtype": str(model.dtype).replace("torch.", "")})
         gen_eos = model.generation_config.eos_token_id
         gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos]
-        self.eos_ids = sorted({i for i in [*gen_eos, tokenizer.eos_token_id] if i is not None})
+        # a pad token ends a sequence too: generate pads sequences it considers finished
+        self.eos_ids = sorted({i for i in [*gen_eos, tokenizer.eos_token_id, tokenizer.pad_token_id] if i is not None})
         self._adds_bos = tokenizer.bos_token_id is not None and \
             tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [tokenizer.bos_token_id]
         self._byte_level, self._byte_decoder = _byte_level_decoder(tokenizer)
@@ -135,7 +136,6 @@ class TransformersBackend(LocalBackend):
         """Load ``spec`` (an HF folder or cached repo, or a GGUF file; plus an optional adapter)."""
         opts = LoadOptions.parse(options)
         _require_runtime()
-        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         threads = opts.threads or settings.threads
@@ -145,30 +145,12 @@ class TransformersBackend(LocalBackend):
         device = ("cuda" if cuda else "cpu") if opts.device == "auto" else opts.device
         if device.startswith("cuda") and not cuda:
             raise BackendError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu' or 'auto'")
-        dtype = _torch_dtype(opts.dtype, device)
         source = spec.path or spec.repo_id
         if source is None:
             raise BackendError(f"model {spec.name!r} names no local folder or repo for the transformers backend")
-        kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code, "dtype": dtype}
-        if spec.gguf_file:
-            if opts.load_in:
-                raise BackendError(
-                    f"load_in={opts.load_in!r} cannot quantize a GGUF file ({spec.gguf_file}); save the model as a "
-                    "Hugging Face folder first (model.save_pretrained) and load that folder with load_in"
-                )
-            # Without dequantize=True transformers keeps the model marked as quantized, and saving
-            # and Trainer refuse it later.
-            kwargs.update(gguf_file=spec.gguf_file, quantization_config=transformers.GgufConfig(dequantize=True))
-        if opts.load_in:
-            if not device.startswith("cuda"):
-                raise BackendError(
-                    f"load_in={opts.load_in!r} needs a CUDA GPU (bitsandbytes on CPU is unreliable: 8-bit floods "
-                    "warnings and QLoRA gets zero gradients); load without load_in on this machine"
-                )
-            compute = opts.dtype if opts.dtype in ("bfloat16", "float16") else str(dtype).replace("torch.", "")
-            kwargs.update(quantization_config=quantization_config(opts.load_in, compute), device_map="auto")
-        tok_kwargs = {k: kwargs[k] for k in ("local_files_only", "trust_remote_code", "gguf_file") if k in kwargs}
-        tok_source = source
+        kwargs = _pretrained_kwargs(spec, opts, device)
+        tok_source, tok_kwargs = source, {k: kwargs[k] for k in ("local_files_only", "trust_remote_code", "gguf_file")
+                                          if k in kwargs}
         if spec.adapter and (Path(spec.adapter) / "tokenizer_config.json").exists():
             tok_source, tok_kwargs = spec.adapter, {"local_files_only": True}  # the fine-tune's own tokenizer
         try:
@@ -177,20 +159,23 @@ class TransformersBackend(LocalBackend):
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise BackendError(f"could not load {spec.name!r} with transformers from {source}: {e}") from e
         if spec.gguf_file and getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer.remove_quantization_config(model)  # older 5.x ignore GgufConfig(dequantize=True)
+            model.hf_quantizer.remove_quantization_config(model)  # the weights are dense already
         if not opts.load_in:
             model.to(device)
         if spec.adapter:
             model = _with_adapter(model, spec.adapter)
         model.eval()
-        context = _context_length(model.config, spec, opts.n_ctx or settings.context_length)
+        # the same default as llama.cpp: the model's window, capped at n_ctx (or settings, or 4096)
+        context = _context_length(model.config, spec, opts.n_ctx or settings.context_length or 4096)
         be = cls(spec, model, tokenizer, context_length=context, threads=torch.get_num_threads())
         be.info.extra.update(load_in=opts.load_in, gguf_file=spec.gguf_file, adapter=spec.adapter)
+        log.info("loaded %s with transformers on %s (%s)", spec.name, be.info.extra["device"], be.info.extra["dtype"])
         return be
 
     # -- tokenizer -------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        # verbose=False: a prompt longer than the model gets a ContextOverflowError, not a log line
+        return list(self.tokenizer(text, add_special_tokens=add_special, verbose=False)["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -230,18 +215,27 @@ class TransformersBackend(LocalBackend):
             ids = [bos, *ids]
         return ids
 
-    def _decode_after(self, context: list[int], ids: list[int]) -> str:
-        """Decode ``ids`` as a continuation of ``context``: keeps the leading space SentencePiece strips."""
-        opts = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _decode_after(self, context: list[int], head: str, ids: list[int]) -> str:
+        """Decode ``ids`` as a continuation of ``context`` (whose text is ``head``).
+
+        Decoding behind the last prompt token keeps the leading space that SentencePiece
+        decoders strip from the first token of a decode call.
+        """
         if not context:
-            return self.tokenizer.decode(ids, **opts)
-        head = self.tokenizer.decode(context, **opts)
-        full = self.tokenizer.decode(context + ids, **opts)
-        return full[len(head):] if full.startswith(head) else self.tokenizer.decode(ids, **opts)
+            return self._decode(ids)
+        full = self._decode(context + ids)
+        return full[len(head):] if full.startswith(head) else self._decode(ids)
 
     # -- generation ------------------------------------------------------------------------
     def stream(self, prompt: str, params: GenerationParams, _chat: bool = False) -> Iterator[Delta | Completion]:
-        """Generate after ``prompt``: text deltas for every sequence, then one Completion."""
+        """Generate after ``prompt``: text deltas for every sequence, then one Completion.
+
+        ``_chat`` (a prompt rendered from a chat template) needs no special case: the BOS is
+        added only when the tokenizer adds one and the prompt does not already start with it.
+        """
         t0 = time.perf_counter()
         n_ctx = self.info.context_length
         ids, dropped = fit_prompt(self._prompt_ids(prompt), n_ctx, params)
@@ -281,7 +275,7 @@ class TransformersBackend(LocalBackend):
                          latency_s=time.perf_counter() - t0, first_token_s=result.get("first_token_s"),
                          threads=self.threads, truncated_tokens=dropped)
 
-    def _generate_kwargs(self, ids, params: GenerationParams, budget: int, streamer, stop) -> dict[str, Any]:
+    def _generate_kwargs(self, ids: list[int], params: GenerationParams, budget: int, streamer, stop) -> dict[str, Any]:
         from transformers import GenerationConfig, StoppingCriteriaList
 
         g: dict[str, Any] = dict(
@@ -297,8 +291,9 @@ class TransformersBackend(LocalBackend):
             g["stop_strings"] = params.stop
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         extra = {"tokenizer": self.tokenizer} if params.stop else {}
-        return dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=GenerationConfig(**g),
-                    streamer=streamer, stopping_criteria=StoppingCriteriaList([stop]), **extra)
+        return dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                    generation_config=GenerationConfig(**g), streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([stop]), **extra)
 
     def _run_generate(self, kwargs: dict[str, Any], params: GenerationParams, result: dict[str, Any], events) -> None:
         try:
@@ -354,6 +349,7 @@ class _RowStreamer(BaseStreamer):
 
     def __init__(self, backend: TransformersBackend, rows: list[_Row], context: list[int], events, t0: float):
         self.backend, self.rows, self.context, self.events, self.t0 = backend, rows, context, events, t0
+        self.head = backend._decode(context)
         self.prompt_seen = False
         self.first_token_s: float | None = None
 
@@ -371,7 +367,7 @@ class _RowStreamer(BaseStreamer):
                 self._finish(row, "stop")
                 continue
             # full text each step: a token may end mid-character, TextAssembler holds it back
-            self._emit(row, row.text.push_text(self.backend._decode_after(self.context, row.ids)))
+            self._emit(row, row.text.push_text(self.backend._decode_after(self.context, self.head, row.ids)))
             if row.text.stopped:
                 self._finish(row, "stop")
 
@@ -409,12 +405,41 @@ def _torch_dtype(dtype: str, device: str):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _context_length(config, spec: ModelSpec, cap: int | None) -> int:
-    n = spec.context_length or next(
-        (getattr(config, a) for a in ("max_position_embeddings", "n_positions", "max_seq_len") if getattr(config, a, None)),
-        2048,
-    )
-    return min(n, cap) if cap else n
+def _pretrained_kwargs(spec: ModelSpec, opts: LoadOptions, device: str) -> dict[str, Any]:
+    """Keyword arguments for ``from_pretrained``: offline, dtype, GGUF or bitsandbytes quantization."""
+    import transformers
+
+    dtype = _torch_dtype(opts.dtype, device)
+    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code, "dtype": dtype}
+    if spec.gguf_file:
+        if importlib.util.find_spec("gguf") is None:
+            raise MissingDependencyError("gguf", extra="hf", purpose="loading a GGUF file with transformers")
+        if opts.load_in:
+            raise BackendError(
+                f"load_in={opts.load_in!r} cannot quantize a GGUF file ({spec.gguf_file}); save the model as a "
+                "Hugging Face folder first (model.save_pretrained) and load that folder with load_in"
+            )
+        # Without dequantize=True transformers keeps the model marked as quantized, and saving
+        # and Trainer refuse it later. (Releases without GgufConfig are handled after loading.)
+        kwargs["gguf_file"] = spec.gguf_file
+        if hasattr(transformers, "GgufConfig"):
+            kwargs["quantization_config"] = transformers.GgufConfig(dequantize=True)
+    if opts.load_in:
+        if not device.startswith("cuda"):
+            raise BackendError(
+                f"load_in={opts.load_in!r} needs a CUDA GPU (bitsandbytes on CPU is unreliable: 8-bit floods "
+                "warnings and QLoRA gets zero gradients); load without load_in on this machine"
+            )
+        compute = str(dtype).replace("torch.", "")
+        kwargs.update(quantization_config=quantization_config(opts.load_in, compute), device_map="auto")
+    return kwargs
+
+
+def _context_length(config, spec: ModelSpec, cap: int) -> int:
+    """The model's context window (from the spec, else its config), capped at ``cap``."""
+    names = ("max_position_embeddings", "n_positions", "max_seq_len")
+    n = spec.context_length or next((getattr(config, a) for a in names if getattr(config, a, None)), 2048)
+    return min(n, cap)
 
 
 def _with_adapter(model, adapter: str):

@@ -64,9 +64,24 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
-def _section_ranges(doc: Document) -> list[tuple[int, int]]:
-    starts = sorted({0, *(o for o, _ in doc.sections if 0 < o < len(doc.text))})
-    return list(zip(starts, starts[1:] + [len(doc.text)]))
+def _sections(doc: Document) -> list[tuple[int, str]]:
+    """Section marks, without those whose section holds nothing but its heading line.
+
+    A chapter heading directly followed by an article heading would otherwise become a
+    chunk of its own; instead it joins the next section (whose name already includes it).
+    """
+    marks = sorted((o, name) for o, name in doc.sections if 0 <= o < len(doc.text))
+    kept = []
+    for i, (o, name) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(doc.text)
+        if "\n" in doc.text[o:end].strip():
+            kept.append((o, name))
+    return kept
+
+
+def _section_ranges(marks: list[tuple[int, str]], size: int) -> list[tuple[int, int]]:
+    starts = [0] + [o for o, _ in marks if o > 0]
+    return list(zip(starts, starts[1:] + [size]))
 
 
 def _split_long(text: str, span: tuple[int, int], n_tokens: int, budget: int) -> list[tuple[int, int]]:
@@ -87,40 +102,57 @@ def _split_long(text: str, span: tuple[int, int], n_tokens: int, budget: int) ->
     return out
 
 
+def pack(counts: list[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Group consecutive items (token ``counts``) into ``[i, j)`` ranges of at most ``budget``.
+
+    An item larger than the budget gets a range of its own. Consecutive ranges share
+    trailing items worth up to ``overlap`` tokens.
+    """
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < len(counts):
+        j, total = i, 0
+        while j < len(counts) and (j == i or total + counts[j] <= budget):
+            total += counts[j]
+            j += 1
+        ranges.append((i, j))
+        if j >= len(counts):
+            break
+        k, carried = j, 0
+        while k - 1 > i and carried + counts[k - 1] <= overlap:
+            k -= 1
+            carried += counts[k]
+        i = k
+    return ranges
+
+
 def chunk_document(doc: Document, count_tokens: TokenCounter, config: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
     """Pack ``doc``'s sentences into chunks of at most ``config.chunk_tokens`` tokens.
 
     Consecutive chunks of a section share up to ``overlap_tokens`` tokens of whole
-    sentences, so a fact cut by a chunk border is still whole in one of them.
+    sentences, so a fact cut by a chunk border is still whole in one of them. Each chunk
+    keeps its sentences as ``(start, end, tokens)`` for sentence-level indexing.
     """
-    text, budget, overlap = doc.text, config.chunk_tokens, config.overlap_tokens
+    text, budget = doc.text, config.chunk_tokens
+    marks = _sections(doc)
+    section_doc = Document(id=doc.id, source=doc.source, text="", sections=marks)
     chunks: list[Chunk] = []
-    for sec_start, sec_end in _section_ranges(doc):
-        sents: list[tuple[int, int]] = []
-        counts: list[int] = []
+    for sec_start, sec_end in _section_ranges(marks, len(text)):
+        sents: list[tuple[int, int, int]] = []
         for span in split_sentences(text, sec_start, sec_end):
             n = count_tokens(text[span[0]:span[1]])
             if n > budget:
-                for piece in _split_long(text, span, n, budget):
-                    sents.append(piece)
-                    counts.append(count_tokens(text[piece[0]:piece[1]]))
+                sents += [(a, b, count_tokens(text[a:b])) for a, b in _split_long(text, span, n, budget)]
             else:
-                sents.append(span)
-                counts.append(n)
-        i = 0
-        while i < len(sents):
-            j, total = i, 0
-            while j < len(sents) and (j == i or total + counts[j] <= budget):
-                total += counts[j]
-                j += 1
+                sents.append((span[0], span[1], n))
+        for i, j in pack([n for _, _, n in sents], budget, config.overlap_tokens):
             a, b = sents[i][0], sents[j - 1][1]
             chunks.append(Chunk(doc_id=doc.id, index=len(chunks), text=text[a:b], source=doc.source, title=doc.title,
-                                section=doc.section_at(a), page=doc.page_at(a), char_start=a, char_end=b))
-            if j >= len(sents):
-                break
-            k, carried = j, 0
-            while k - 1 > i and carried + counts[k - 1] <= overlap:
-                k -= 1
-                carried += counts[k]
-            i = k
+                                section=section_doc.section_at(a), page=doc.page_at(a), char_start=a, char_end=b,
+                                sentences=sents[i:j]))
     return chunks
+
+
+def chunk_windows(chunk: Chunk, config: ChunkingConfig) -> list[tuple[int, int]]:
+    """Sentence windows of a chunk, as ``[i, j)`` ranges over ``chunk.sentences``."""
+    return pack([n for _, _, n in chunk.sentences], config.chunk_tokens, config.overlap_tokens)

@@ -10,12 +10,14 @@ grows. Terms map to sparse indices by CRC32 — stable across processes and stor
 from __future__ import annotations
 
 import functools
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..errors import MissingDependencyError
+from ..registry import Registry
 from .types import SparseVector
 
 #: content morphemes kept as BM25 terms: nouns, numerals, foreign/Chinese words, roots,
@@ -58,6 +60,25 @@ class KiwiTokenizer:
 
     def __call__(self, text: str) -> list[str]:
         return self.tokenize([text])[0]
+
+
+class SimpleTokenizer:
+    """Lower-cased ``\\w+`` words: language-agnostic and instant (tests, non-Korean corpora)."""
+
+    name = "simple"
+    _WORD = re.compile(r"\w+")
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self._WORD.findall(t.lower()) for t in texts]
+
+    def __call__(self, text: str) -> list[str]:
+        return self.tokenize([text])[0]
+
+
+#: lexical tokenizer name -> class; a collection records which one it was built with
+TOKENIZERS: Registry[type] = Registry("lexical tokenizer")
+TOKENIZERS.register("kiwi", KiwiTokenizer)
+TOKENIZERS.register("simple", SimpleTokenizer)
 
 
 def term_index(term: str) -> int:

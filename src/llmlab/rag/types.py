@@ -1,7 +1,8 @@
 """Typed data that crosses the RAG seams: documents, chunks, hits, reports, answers.
 
 Loaders produce :class:`Document`; the chunker turns it into :class:`Chunk`; stores keep
-:class:`StoredChunk` (a chunk with its vectors) and return :class:`Hit`. Every ``to_dict``
+:class:`StoredPoint` (a chunk or window with its vectors) and answer queries with
+:class:`ScoredPoint`; retrieval turns those into ranked :class:`Hit`. Every ``to_dict``
 gives the JSON the CLI prints.
 """
 from __future__ import annotations
@@ -67,11 +68,12 @@ class Chunk:
     char_start: int = 0
     char_end: int = 0
     tokens: list[str] = field(default_factory=list)  # lexical (BM25) terms, stored at ingest
+    sentences: list[tuple[int, int, int]] = field(default_factory=list, repr=False)  # (start, end, tokens); not stored
 
     def payload(self, doc_hash: str) -> dict[str, Any]:
         """The stored payload: the schema both store implementations share."""
         return {
-            "doc_id": self.doc_id, "doc_hash": doc_hash, "chunk_index": self.index, "source": self.source,
+            "kind": "chunk", "doc_id": self.doc_id, "doc_hash": doc_hash, "chunk_index": self.index, "source": self.source,
             "title": self.title, "section": self.section, "page": self.page, "char_start": self.char_start,
             "char_end": self.char_end, "text": self.text, "tokens": self.tokens,
         }
@@ -91,13 +93,35 @@ class SparseVector:
 
 
 @dataclass
-class StoredChunk:
-    """What a store keeps for one chunk: a stable id, both vectors and the payload."""
+class StoredPoint:
+    """What a store keeps for one point: a stable id, named vectors and the payload.
+
+    A chunk point has a ``dense`` and a ``bm25`` vector and the chunk's payload; a window
+    point (a few sentences of a chunk, for sentence-level BM25) has only ``bm25w`` and
+    points to its chunk with ``parent``.
+    """
 
     id: str
-    dense: list[float]
-    sparse: SparseVector
+    vectors: dict[str, "list[float] | SparseVector"]
     payload: dict[str, Any]
+
+
+@dataclass
+class ScoredPoint:
+    """A store's answer to a query: point id, score and (selected) payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """One nearest-neighbour query against one named vector."""
+
+    using: str
+    vector: "list[float] | SparseVector"
+    limit: int
 
 
 @dataclass
@@ -150,10 +174,11 @@ class Citation:
     page: int | None
     section: str | None
     text: str
+    cited: bool = True  # whether the answer refers to it with [n] (all context chunks are listed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "doc_id": self.doc_id, "source": self.source, "page": self.page,
-                "section": self.section, "text": self.text}
+                "section": self.section, "text": self.text, "cited": self.cited}
 
 
 @dataclass

@@ -40,7 +40,10 @@ def translate(model: Any, text: str, *, to: str = "en", source: str | None = Non
     pieces = split_to_fit(text, room, model.count_tokens) if model.count_tokens(text) > room else [text]
     outs, calls = [], []
     for piece in pieces:
-        r = run_template(model, tpl, {**variables, "text": piece}, experiment=experiment, **params)
+        call = dict(params)
+        if "\n" not in piece.strip() and "stop" not in call and "stop" not in tpl.params:
+            call["stop"] = ["\n"]  # a one-line source gets a one-line translation (small models ramble on)
+        r = run_template(model, tpl, {**variables, "text": piece}, experiment=experiment, **call)
         calls.append(r.completion)
         outs.append(clean_translation(r.text, target))
     return TaskResult("translate", model.name, "\n\n".join(outs),

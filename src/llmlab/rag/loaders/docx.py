@@ -51,5 +51,5 @@ def load_docx(path: Path) -> Iterator[Document]:
     text = "\n\n".join(parts)
     require_text(path, text)
     title = (d.core_properties.title or "").strip() or (sections[0][1] if sections else "") or path.stem
-    yield Document(id=file_doc_id(path), source=str(path), text=text, title=title, sections=sections,
+    yield Document(id=file_doc_id(path), source=file_doc_id(path), text=text, title=title, sections=sections,
                    meta={"format": "docx"})

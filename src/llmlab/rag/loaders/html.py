@@ -87,7 +87,7 @@ def load_html(path: Path) -> Iterator[Document]:
     sections = [(max(0, offsets[min(o, len(offsets) - 1)] - lead), name) for o, name in p.sections]
     require_text(path, cleaned)
     title = re.sub(r"\s+", " ", p.title).strip() or (sections[0][1] if sections else "") or path.stem
-    yield Document(id=file_doc_id(path), source=str(path), text=cleaned, title=title,
+    yield Document(id=file_doc_id(path), source=file_doc_id(path), text=cleaned, title=title,
                    sections=sections, meta={"format": "html", "encoding": encoding})
 
 

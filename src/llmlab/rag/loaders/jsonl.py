@@ -36,5 +36,5 @@ def load_jsonl(path: Path) -> Iterator[Document | Skipped]:
         seen.add(doc_id)
         title = str(rec.get("title") or "")
         meta = {k: v for k, v in rec.items() if k not in ("id", "title", "text") and isinstance(v, (str, int, float, bool))}
-        yield Document(id=doc_id, source=str(path), text=rec["text"], title=title,
+        yield Document(id=doc_id, source=str(path.resolve()), text=rec["text"], title=title,
                        meta={"format": "jsonl", "line": n, **meta})

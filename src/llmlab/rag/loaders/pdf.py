@@ -42,5 +42,5 @@ def load_pdf(path: Path) -> Iterator[Document]:
         offset += len(t) + 2
     text = "\n\n".join(parts)
     title = str(meta_title).strip() or first_line_title(text) or path.stem
-    yield Document(id=file_doc_id(path), source=str(path), text=text, title=title, pages=pages,
+    yield Document(id=file_doc_id(path), source=file_doc_id(path), text=text, title=title, pages=pages,
                    sections=statute_sections(text), meta={"format": "pdf", "pages": len(texts)})

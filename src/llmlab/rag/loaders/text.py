@@ -35,7 +35,7 @@ def load_text(path: Path) -> Iterator[Document]:
             pages.append((offset, n))
             offset += len(page) + 1
         text = text.replace("\f", "\n")  # same length: offsets stay valid
-    yield Document(id=file_doc_id(path), source=str(path), text=text, title=first_line_title(text) or path.stem,
+    yield Document(id=file_doc_id(path), source=file_doc_id(path), text=text, title=first_line_title(text) or path.stem,
                    pages=pages, sections=statute_sections(text), meta={"encoding": encoding, "format": "txt"})
 
 
@@ -45,5 +45,5 @@ def load_markdown(path: Path) -> Iterator[Document]:
     require_text(path, text)
     title = title_from_fields(fields) or first_line_title(text) or path.stem
     sections = markdown_sections(text, title) or statute_sections(text)
-    yield Document(id=file_doc_id(path), source=str(path), text=text, title=title, sections=sections,
+    yield Document(id=file_doc_id(path), source=file_doc_id(path), text=text, title=title, sections=sections,
                    meta={"encoding": encoding, "format": "md"})

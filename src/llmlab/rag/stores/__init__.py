@@ -1,58 +1,68 @@
 """The ``VectorStore`` seam: where chunks, their vectors and payloads live.
 
-Two implementations share one collection schema — a dense vector ``dense`` (cosine), a
-sparse vector ``bm25`` with Qdrant's IDF modifier, and the payload of
-:meth:`~llmlab.rag.types.Chunk.payload` — so a collection can move between them:
+Two implementations share one collection schema, so a collection can move between them:
 
 * ``edge`` (default): Qdrant Edge, the Qdrant engine embedded in this process;
 * ``qdrant``: a Qdrant server or cluster through ``qdrant-client`` (``url``), or its
-  local mode (``path`` or ``:memory:``).
+  local mode (``path``, or ``url=":memory:"``).
 
-Every store passes the contract suite in :mod:`llmlab.testing.store_contract`.
+Schema: chunk points carry a dense vector ``dense`` (cosine) and a sparse vector ``bm25``;
+window points (a few sentences of a chunk) carry only a sparse ``bm25w``. Both sparse
+vectors use Qdrant's IDF modifier, so the store applies IDF at query time. Payloads are
+:meth:`~llmlab.rag.types.Chunk.payload` for chunks and ``{kind, doc_id, parent}`` for
+windows. Every store passes the contract suite in :mod:`llmlab.testing.store_contract`.
 """
 from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 from ...registry import Registry, lazy
-from ..types import Hit, SparseVector, StoredChunk
+from ..types import ScoredPoint, StoredPoint, VectorQuery
 
 DENSE = "dense"
 SPARSE = "bm25"
-#: payload fields returned with hits (the stored BM25 tokens stay in the store)
-HIT_FIELDS = ["doc_id", "doc_hash", "chunk_index", "source", "title", "section", "page", "char_start", "char_end",
-              "text"]
+WINDOW = "bm25w"
+SPARSE_VECTORS = (SPARSE, WINDOW)
+#: payload fields returned with query results (the stored BM25 tokens stay in the store)
+HIT_FIELDS = ("kind", "doc_id", "doc_hash", "chunk_index", "source", "title", "section", "page", "char_start",
+              "char_end", "text", "parent")
 DEFAULT_STORE = "edge"
 
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """One collection's chunks in some vector database."""
+    """One collection's points in some vector database."""
 
     name: str  # registry name: "edge", "qdrant"
+
+    def exists(self) -> bool: ...
 
     def ensure(self, dim: int) -> None:
         """Create the collection with ``dim``-sized dense vectors if it does not exist."""
         ...
 
-    def exists(self) -> bool: ...
-
-    def upsert(self, points: Sequence[StoredChunk]) -> None:
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
         """Insert or replace points by id (ids are deterministic, so re-upserting is harmless)."""
         ...
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
-        """Delete every chunk of these documents."""
+        """Delete every point (chunks and windows) of these documents."""
         ...
 
-    def search(self, dense: Sequence[float] | None, sparse: SparseVector | None, limit: int) -> tuple[list[Hit], list[Hit]]:
-        """Top ``limit`` chunks by dense cosine and by BM25 (IDF applied by the store), in one round trip."""
+    def query(self, queries: Sequence[VectorQuery], fields: Sequence[str] = HIT_FIELDS) -> list[list[ScoredPoint]]:
+        """Nearest points for each query (dense: cosine; sparse: dot product with IDF), in one round trip."""
         ...
 
-    def count(self, doc_id: str | None = None) -> int: ...
+    def retrieve(self, ids: Sequence[str], fields: Sequence[str] = HIT_FIELDS) -> list[ScoredPoint]:
+        """Points by id (score 0), skipping ids that do not exist."""
+        ...
 
-    def scroll(self, with_vectors: bool = False) -> Iterator[tuple[str, dict[str, Any], Any]]:
-        """Every point as ``(id, payload, vectors-or-None)``."""
+    def count(self, doc_id: str | None = None, kind: str | None = "chunk") -> int:
+        """Points of one kind (``None``: all), optionally of one document."""
+        ...
+
+    def scroll(self, with_vectors: bool = False) -> Iterator[StoredPoint]:
+        """Every point with its full payload (and vectors when asked)."""
         ...
 
     def flush(self) -> None:
@@ -77,4 +87,5 @@ STORES.register("qdrant", lazy("llmlab.rag.stores.qdrant", "QdrantStore"))
 
 
 def open_store(name: str, collection: str, **options: Any) -> VectorStore:
+    """Open (not create) the ``name`` store of ``collection``; ``ensure`` creates it."""
     return STORES.get(name)(collection, **options)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ...errors import MissingDependencyError
-from ..types import Chunk, Hit, RagError, SparseVector, StoredChunk
-from . import DENSE, HIT_FIELDS, SPARSE
+from ..types import RagError, ScoredPoint, SparseVector, StoredPoint, VectorQuery
+from . import DENSE, HIT_FIELDS, SPARSE_VECTORS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class EdgeStore:
         qe = _qe()
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            sparse_vectors={name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for name in SPARSE_VECTORS},
             hnsw_config=qe.HnswIndexConfig(m=self.hnsw_m, ef_construct=self.ef_construct, full_scan_threshold=10000),
             max_search_threads=self.search_threads,
         )
@@ -71,7 +71,8 @@ class EdgeStore:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(tmp), config)
-        shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
+        for key in ("doc_id", "kind"):
+            shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
         shard.flush()
         shard.close()
         tmp.rename(self.path)
@@ -99,53 +100,60 @@ class EdgeStore:
         self.shard.optimize()
 
     # -- writing ---------------------------------------------------------------------------
-    def upsert(self, points: Sequence[StoredChunk]) -> None:
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
         qe = _qe()
         for i in range(0, len(points), _BATCH):
-            batch = [qe.Point(id=p.id, payload=p.payload, vector={
-                DENSE: [float(x) for x in p.dense],
-                SPARSE: qe.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values))})
-                for p in points[i:i + _BATCH]]
+            batch = [qe.Point(id=p.id, payload=p.payload, vector=_edge_vectors(qe, p.vectors))
+                     for p in points[i:i + _BATCH]]
             self.shard.update(qe.UpdateOperation.upsert_points(batch))
 
-    def _doc_filter(self, doc_ids: Sequence[str]):
+    def _filter(self, doc_ids: Sequence[str] | None = None, kind: str | None = None):
         qe = _qe()
-        match = qe.MatchValue(doc_ids[0]) if len(doc_ids) == 1 else qe.MatchAny(list(doc_ids))
-        return qe.Filter(must=[qe.FieldCondition(key="doc_id", match=match)])
+        must = []
+        if doc_ids:
+            match = qe.MatchValue(doc_ids[0]) if len(doc_ids) == 1 else qe.MatchAny(list(doc_ids))
+            must.append(qe.FieldCondition(key="doc_id", match=match))
+        if kind is not None:
+            must.append(qe.FieldCondition(key="kind", match=qe.MatchValue(kind)))
+        return qe.Filter(must=must) if must else None
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         qe = _qe()
         doc_ids = list(doc_ids)
         for i in range(0, len(doc_ids), _BATCH):
-            self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._doc_filter(doc_ids[i:i + _BATCH])))
+            self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._filter(doc_ids[i:i + _BATCH])))
 
     # -- reading ---------------------------------------------------------------------------
-    def search(self, dense, sparse: SparseVector | None, limit: int) -> tuple[list[Hit], list[Hit]]:
+    def query(self, queries: Sequence[VectorQuery], fields: Sequence[str] = HIT_FIELDS) -> list[list[ScoredPoint]]:
         qe = _qe()
-        requests, kinds = [], []
-        if dense is not None:
-            requests.append(qe.QueryRequest(limit=limit, query=qe.Query.Nearest([float(x) for x in dense], using=DENSE),
-                                            with_payload=HIT_FIELDS, params=qe.SearchParams(hnsw_ef=max(64, 2 * limit))))
-            kinds.append("dense")
-        if sparse is not None and sparse.indices:
-            requests.append(qe.QueryRequest(limit=limit, with_payload=HIT_FIELDS, query=qe.Query.Nearest(
-                qe.SparseVector(indices=list(sparse.indices), values=list(sparse.values)), using=SPARSE)))
-            kinds.append("bm25")
-        results = {"dense": [], "bm25": []}
-        if requests:
-            for kind, points in zip(kinds, self.shard.query_batch(qe.QueryBatchRequest(requests))):
-                results[kind] = [Hit(id=str(p.id), score=float(p.score), chunk=Chunk.from_payload(p.payload))
-                                 for p in points]
-        return results["dense"], results["bm25"]
+        requests = []
+        for q in queries:
+            if isinstance(q.vector, SparseVector):
+                vec = qe.SparseVector(indices=list(q.vector.indices), values=[float(x) for x in q.vector.values])
+                params = None
+            else:
+                vec = [float(x) for x in q.vector]
+                params = qe.SearchParams(hnsw_ef=max(64, 2 * q.limit))
+            requests.append(qe.QueryRequest(limit=q.limit, query=qe.Query.Nearest(vec, using=q.using),
+                                            with_payload=list(fields), params=params))
+        if not requests:
+            return []
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
 
-    def count(self, doc_id: str | None = None) -> int:
+    def retrieve(self, ids: Sequence[str], fields: Sequence[str] = HIT_FIELDS) -> list[ScoredPoint]:
+        if not ids:
+            return []
+        records = self.shard.retrieve(list(ids), with_payload=list(fields), with_vector=False)
+        return [ScoredPoint(str(r.id), 0.0, dict(r.payload or {})) for r in records]
+
+    def count(self, doc_id: str | None = None, kind: str | None = "chunk") -> int:
         if self._shard is None:
             return 0
         qe = _qe()
-        flt = self._doc_filter([doc_id]) if doc_id is not None else None
-        return int(self.shard.count(qe.CountRequest(exact=True, filter=flt)))
+        return int(self.shard.count(qe.CountRequest(exact=True, filter=self._filter([doc_id] if doc_id else None, kind))))
 
-    def scroll(self, with_vectors: bool = False) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    def scroll(self, with_vectors: bool = False) -> Iterator[StoredPoint]:
         if self._shard is None:
             return
         qe = _qe()
@@ -154,9 +162,19 @@ class EdgeStore:
             records, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=_BATCH, with_payload=True,
                                                                  with_vector=with_vectors))
             for r in records:
-                yield str(r.id), dict(r.payload or {}), (_plain_vectors(r.vector) if with_vectors else None)
+                yield StoredPoint(str(r.id), _plain_vectors(r.vector) if with_vectors else {}, dict(r.payload or {}))
             if offset is None:
                 break
+
+
+def _edge_vectors(qe, vectors: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, v in vectors.items():
+        if isinstance(v, SparseVector):
+            out[name] = qe.SparseVector(indices=list(v.indices), values=[float(x) for x in v.values])
+        else:
+            out[name] = [float(x) for x in v]
+    return out
 
 
 def _plain_vectors(vec: Any) -> dict[str, Any]:

