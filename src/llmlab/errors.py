@@ -82,3 +82,13 @@ class InputFileError(LLMLabError):
 
 class LedgerError(LLMLabError):
     code = "ledger_error"
+
+
+class BusyError(LLMLabError):
+    """Too many requests are waiting; try again after ``retry_after_s`` seconds."""
+
+    code = "server_busy"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

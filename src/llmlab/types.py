@@ -62,6 +62,8 @@ class GenerationParams:
       the k most likely alternatives.
     * ``truncate``: what to do with a prompt longer than the context window —
       ``"error"`` (default) or ``"left"`` (drop the oldest tokens and report how many).
+    * ``json_schema``: constrain the output to JSON matching this schema (the llama.cpp
+      backend enforces it while decoding; others validate afterwards).
     """
 
     max_new_tokens: int | None = None
@@ -77,6 +79,7 @@ class GenerationParams:
     stop: list[str] = field(default_factory=list)
     logprobs: int | None = None
     truncate: str = "error"
+    json_schema: dict[str, Any] | None = None
 
     DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -110,6 +113,8 @@ class GenerationParams:
             bad("logprobs", "must be between 0 and 20")
         if self.truncate not in ("error", "left"):
             bad("truncate", "must be 'error' or 'left'")
+        if self.json_schema is not None and not isinstance(self.json_schema, dict):
+            bad("json_schema", "must be a JSON object (a dict)")
         if self.num_return_sequences > 1 and not self.sampling:
             # HF refuses this too: greedy decoding gives n identical sequences.
             bad("num_return_sequences", "needs sampling (do_sample=True or temperature > 0); greedy decoding would repeat one sequence")

@@ -166,7 +166,7 @@ def test_example_grid_runs_on_the_bundled_model(ledger):
 
     g = load_grid(EXAMPLE)
     for v in g.param_sets:
-        v["max_new_tokens"] = 12  # keep the test quick; the structure is what matters
+        v["max_new_tokens"] = 8  # keep the test quick; the structure is what matters
     res = run_grid(g, ledger=ledger, loader=default_loader(threads=1))
     assert res.computed == 12
     assert all(c.output.strip() for c in res.cells)

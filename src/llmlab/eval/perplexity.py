@@ -1,21 +1,25 @@
-"""Perplexity of a model on a text, through the decode loop's engine.
+"""Perplexity of a model on a text, through the backend's own decode loop.
 
-The text is tokenized and fed to the model token by token (in windows that fit the
-context); each token's log-probability under the model's prediction is collected.
-Per-token perplexity depends on the tokenizer (a Korean syllable split into three byte
-tokens has two easy-to-guess tokens), so bits per character are reported as well. An
-engine that offers ``score_tokens(ids) -> list[float]`` (all positions in one batch) is
-used instead when present.
+The text's tokens are *forced*: a token constraint lets only the next token of the text
+through, and before masking it records that token's log-probability under the model's
+raw distribution. The generation therefore walks exactly through the text, one forward
+pass per token, inside the backend's scheduler (so it never races other requests).
+Long texts are scored in windows that fit the context.
+
+Per-token perplexity depends on the tokenizer (a Korean syllable cut into three byte
+tokens has two easy-to-guess tokens), so bits per character are reported as well.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from ..errors import InvalidParameterError, UnsupportedParameterError
 from ..models.sampling import log_softmax
+from ..types import GenerationParams
 from .metrics import perplexity
 
 
@@ -28,50 +32,68 @@ class PerplexityResult:
     bits_per_char: float  # comparable across tokenizers, unlike per-token perplexity
 
 
-def _engine(model: Any) -> Any:
-    engine = getattr(model.backend, "engine", None)
-    if engine is None or not hasattr(engine, "eval_prompt") or not hasattr(engine, "eval_next"):
+class ForcedTokens:
+    """A token constraint that allows only ``targets`` in order and records their log-probabilities."""
+
+    def __init__(self, targets: list[int], sink: list[float]):
+        self.targets, self.sink, self.pos = targets, sink, 0
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        tok = self.targets[self.pos]
+        self.sink.append(float(log_softmax(logits)[tok]))
+        out = np.full(logits.shape, -np.inf, dtype=np.float32)
+        out[tok] = 0.0
+        return out
+
+    def accept(self, token: int) -> None:
+        self.pos += 1
+
+    def clone(self) -> "ForcedTokens":
+        return ForcedTokens(self.targets, self.sink)  # one sequence: the records go to one list
+
+
+def _scheduler(model: Any) -> Any:
+    sched = getattr(model.backend, "scheduler", None)
+    if sched is None or not hasattr(sched, "submit"):
         raise UnsupportedParameterError(
-            f"perplexity needs a local model whose runtime exposes its decode engine (llama.cpp); "
+            f"perplexity needs a local model that runs llmlab's decode loop (llama.cpp); "
             f"the {model.backend.name!r} backend does not")
-    return engine
+    return sched
 
 
 def token_logprobs(model: Any, text: str, *, max_tokens: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> tuple[list[float], int]:
-    """Natural-log probabilities of the text's tokens and the number of windows used."""
-    engine = _engine(model)
+    """Natural-log probabilities of the text's tokens (each given all before it in its window)
+    and the number of windows used."""
+    sched = _scheduler(model)
     ids = model.backend.tokenize(text, add_special=True)
     if max_tokens is not None:
-        ids = ids[:max_tokens]
+        ids = ids[: max_tokens + 1]
     if len(ids) < 2:
         raise InvalidParameterError("the text is too short to score (it needs at least two tokens)")
-    window = max(2, int(engine.n_ctx) - 1)
-    lock = getattr(engine, "lock", None) or contextlib.nullcontext()
+    window = max(2, int(model.context_length) - 1)
     out: list[float] = []
-    n_windows = 0
-    scorer = getattr(engine, "score_tokens", None)
-    with lock:
-        for start in range(0, len(ids) - 1, window - 1):
-            chunk = ids[start : start + window]
-            if len(chunk) < 2:
-                break
-            n_windows += 1
-            if scorer is not None:
-                out.extend(scorer(chunk))
-                continue
-            logits = engine.eval_prompt(chunk[:1], 1)
-            for i, tok in enumerate(chunk[1:]):
-                out.append(float(log_softmax(logits)[tok]))
-                if i < len(chunk) - 2:
-                    logits = engine.eval_next([(0, tok)])[0]
-                if progress is not None:
-                    progress(len(out), len(ids) - 1)
-    return out, n_windows
+    windows = 0
+    for start in range(0, len(ids) - 1, window - 1):
+        chunk = ids[start : start + window]
+        if len(chunk) < 2:
+            break
+        windows += 1
+        params = GenerationParams(max_new_tokens=len(chunk) - 1, temperature=0.0)
+        sink: list[float] = []
+        for _ in sched.submit(chunk[:1], params, piece=lambda t: "", constraint=ForcedTokens(chunk[1:], sink)):
+            pass
+        if len(sink) != len(chunk) - 1:  # e.g. a forced token was the model's end-of-generation token
+            raise InvalidParameterError(f"could score only {len(sink)} of {len(chunk) - 1} tokens of a window")
+        out.extend(sink)
+        if progress is not None:
+            progress(len(out), len(ids) - 1)
+    return out, windows
 
 
 def text_perplexity(model: Any, text: str, *, max_tokens: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> PerplexityResult:
+    """Perplexity (per token) and bits per character of ``model`` on ``text``."""
     lps, windows = token_logprobs(model, text, max_tokens=max_tokens, progress=progress)
     chars = len(text) if max_tokens is None else len(model.backend.detokenize(
         model.backend.tokenize(text, add_special=False)[:max_tokens]))

@@ -1,16 +1,16 @@
 """Constrained decoding: restrict each next token to what a JSON schema (or a choice list) allows.
 
 A :class:`TokenConstraint` masks a step's logits (forbidden tokens get ``-inf``) and
-follows the tokens chosen. :class:`ConstrainedEngine` wraps any decode loop
-``DecodeEngine`` so the shared loop in :mod:`.decoding` — and llmlab's own sampler with
-every generation parameter — runs unchanged on masked logits; each sequence
-(``num_return_sequences``) keeps its own constraint state.
+follows the tokens chosen. The decode loop (:class:`.decoding.RequestState`) clones one
+per sequence (``num_return_sequences``), masks before llmlab's own sampler runs — so
+every generation parameter keeps its meaning — and accepts each chosen token.
 
 Two constraints:
 
 * :class:`LlamaGrammarConstraint` — llama.cpp's grammar sampler (C) applied to our NumPy
   logits, with the GBNF grammar llama-cpp-python derives from a JSON schema. Needs the
-  model's ``llama_vocab``; fast enough to leave generation speed nearly unchanged.
+  model's ``llama_vocab``. Measured on the bundled model (49k vocabulary): 8–15 ms per token
+  for the mask, next to ~16 ms for one forward pass on one thread.
 * :class:`ChoiceConstraint` — pure Python over token bytes: the output must be one of
   a few strings (e.g. labels). Works with any local backend (and the test fake).
 """
@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, InvalidParameterError, UnsupportedParameterError
+from ..errors import InvalidParameterError, UnsupportedParameterError
 
 NEG_INF = np.float32(-np.inf)
 
@@ -41,61 +41,6 @@ class TokenConstraint(Protocol):
     def clone(self) -> "TokenConstraint":
         """An independent copy in the same state (one per generated sequence)."""
         ...
-
-
-class ConstrainedEngine:
-    """A ``DecodeEngine`` whose logits are masked by a per-sequence :class:`TokenConstraint`.
-
-    Wrapping the engine (instead of changing the decode loop) means sampling, stop strings,
-    log-probabilities and streaming all work as usual; log-probabilities are reported
-    under the constrained distribution.
-    """
-
-    def __init__(self, engine: Any, constraint: TokenConstraint):
-        self.engine = engine
-        self.constraint = constraint
-        self.n_ctx = engine.n_ctx
-        self._slots: dict[int, TokenConstraint] = {}
-        self._allowed: dict[int, np.ndarray] = {}
-
-    def is_eog(self, token: int) -> bool:
-        return self.engine.is_eog(token)
-
-    def token_bytes(self, token: int) -> bytes:
-        return self.engine.token_bytes(token)
-
-    def _mask(self, slot: int, logits: np.ndarray) -> np.ndarray:
-        out = self._slots[slot].mask(logits)
-        allowed = np.isfinite(out)
-        if not allowed.any():
-            raise BackendError("constrained decoding reached a state where no token is allowed")
-        self._allowed[slot] = allowed
-        return out
-
-    def eval_prompt(self, ids: list[int], n_seqs: int) -> np.ndarray:
-        logits = self.engine.eval_prompt(ids, n_seqs)
-        # masking the prototype first builds its tables once; every clone shares them
-        first = self.constraint.mask(logits)
-        self._slots = {i: self.constraint.clone() for i in range(n_seqs)}
-        allowed = np.isfinite(first)
-        if not allowed.any():
-            raise BackendError("constrained decoding allows no first token")
-        self._allowed = {i: allowed for i in range(n_seqs)}  # every sequence starts in the same state
-        return first
-
-    def eval_next(self, tokens: list[tuple[int, int]]) -> list[np.ndarray]:
-        for slot, tok in tokens:
-            if not self._allowed[slot][tok]:
-                # e.g. no_repeat_ngram_size banned every token the grammar allows
-                raise BackendError(
-                    "the sampler chose a token the output schema forbids (another parameter, such as "
-                    "no_repeat_ngram_size, banned every allowed token); relax that parameter")
-            self._slots[slot].accept(tok)
-        out = self.engine.eval_next(tokens)
-        return [self._mask(slot, lg) for (slot, _), lg in zip(tokens, out)]
-
-    def __getattr__(self, name: str) -> Any:  # lock, tokenize, … of the wrapped engine
-        return getattr(self.engine, name)
 
 
 # -- llama.cpp grammar ---------------------------------------------------------------------
@@ -179,7 +124,7 @@ class ChoiceConstraint:
             raise InvalidParameterError("a choice constraint needs at least one choice")
         self.choices = [c.encode("utf-8") if isinstance(c, str) else c for c in choices]
         self.token_bytes, self.is_eog = token_bytes, is_eog
-        self.tables: dict[str, Any] | None = None
+        self.tables: dict[str, Any] = {}  # filled once, shared by every clone
         if n_vocab is not None:
             self._build(n_vocab)
         self.prefix = b""
@@ -196,11 +141,11 @@ class ChoiceConstraint:
             if piece:
                 by_bytes.setdefault(piece, []).append(i)
                 pieces[i] = piece
-        self.tables = {"by_bytes": by_bytes, "pieces": pieces, "eog": eog}
+        self.tables.update(by_bytes=by_bytes, pieces=pieces, eog=eog)
 
     def allowed(self) -> list[int]:
         """Token ids that may come next."""
-        assert self.tables is not None, "mask() builds the tables first"
+        assert self.tables, "mask() builds the tables first"
         by_bytes = self.tables["by_bytes"]
         ids: set[int] = set()
         for c in self.choices:
@@ -214,7 +159,7 @@ class ChoiceConstraint:
         return sorted(ids)
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
-        if self.tables is None:
+        if not self.tables:
             self._build(int(logits.shape[0]))
         out = np.full_like(logits, NEG_INF, dtype=np.float32)
         ids = self.allowed()
@@ -223,7 +168,7 @@ class ChoiceConstraint:
         return out
 
     def accept(self, token: int) -> None:
-        assert self.tables is not None
+        assert self.tables
         self.prefix += self.tables["pieces"].get(token, b"")
 
     def clone(self) -> "ChoiceConstraint":
@@ -244,31 +189,26 @@ def _choices_of(schema: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def grammar_capable(engine: Any) -> bool:
+    """Whether ``engine`` exposes what :class:`LlamaGrammarConstraint` needs (a llama.cpp vocabulary)."""
+    return getattr(engine, "vocab", None) is not None and bool(getattr(engine, "n_vocab", 0))
+
+
 def schema_constraint(engine: Any, schema: dict[str, Any]) -> TokenConstraint:
     """The constraint for ``schema`` on ``engine``: llama.cpp's grammar sampler when the engine
-    has a ``llama_vocab`` (any schema), else a choice list (``enum``/``const`` schemas only)."""
+    has a ``llama_vocab`` (any schema), else a choice list (``enum``/``const`` schemas only).
+
+    The one call a backend needs (the decode loop clones it per sequence)::
+
+        constraint = None if params.json_schema is None else schema_constraint(self.engine, params.json_schema)
+    """
     if not isinstance(schema, dict):
         raise InvalidParameterError(f"json_schema must be a JSON object (a dict), got {type(schema).__name__}")
-    vocab = getattr(engine, "vocab", None)
-    if vocab is not None and getattr(engine, "n_vocab", None):
-        return LlamaGrammarConstraint.from_schema(vocab, schema, int(engine.n_vocab))
+    if grammar_capable(engine):
+        return LlamaGrammarConstraint.from_schema(engine.vocab, schema, int(engine.n_vocab))
     choices = _choices_of(schema)
     if choices is None:
         raise UnsupportedParameterError(
             "this runtime can constrain decoding only to enum/const schemas; use the llama.cpp backend "
             "for general JSON schemas (the output is still validated)")
-    return ChoiceConstraint(choices, engine.token_bytes, engine.is_eog)
-
-
-def constrain_engine(engine: Any, schema: dict[str, Any] | None) -> Any:
-    """``engine`` itself when ``schema`` is None, else a :class:`ConstrainedEngine` for it.
-
-    This is the one call a backend's ``stream`` needs::
-
-        engine = constrain_engine(self.engine, params.json_schema)
-        for ev in decode(engine, ids, params, piece=...):
-            ...
-    """
-    if schema is None:
-        return engine
-    return ConstrainedEngine(engine, schema_constraint(engine, schema))
+    return ChoiceConstraint(choices, engine.token_bytes, engine.is_eog, getattr(engine, "n_vocab", None))

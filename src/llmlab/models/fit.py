@@ -28,13 +28,17 @@ LLAMACPP_UBATCH = 512
 #: the context llmlab gives a local model unless told otherwise (see models/llamacpp.py)
 DEFAULT_MAX_CTX = 4096
 
-# -- calibrated constants (measured with llama-cpp-python 0.3.36, see tests/models/test_fit.py) ----
-#: llama.cpp compute buffer: fixed part, and the per-(ubatch token) factors below
-LLAMACPP_COMPUTE_FIXED = 4 * MiB
-#: memory llama.cpp holds besides weights, KV and compute buffers: the vocabulary's strings and
-#: maps (per token), thread pools, graph metadata
-LLAMACPP_OVERHEAD_FIXED = 24 * MiB
-LLAMACPP_OVERHEAD_PER_VOCAB = 320  # bytes per vocabulary entry
+# -- calibrated constants ------------------------------------------------------------------------
+# Measured with llama-cpp-python 0.3.36 on the bundled model and on synthetic GGUFs of other
+# shapes (RSS growth of a fresh process, prompts that fill the context); see tests/models/test_fit.py.
+#: llama.cpp compute memory besides the activations: weight-format conversion and thread scratch
+LLAMACPP_COMPUTE_FIXED = 6 * MiB
+#: memory llama.cpp holds besides weights, KV and compute: the vocabulary's strings, maps and
+#: merges (per token), thread pool, graph metadata
+LLAMACPP_OVERHEAD_FIXED = 4 * MiB
+LLAMACPP_OVERHEAD_PER_VOCAB = 360  # bytes per vocabulary entry
+#: compute memory touched by the first short prompt (what is resident right after start-up)
+LLAMACPP_START_COMPUTE = 2 * MiB
 #: torch's own resident memory on the CPU, and a CUDA context on a GPU
 TORCH_CPU_OVERHEAD = 400 * MiB
 CUDA_CONTEXT = 500 * MiB
@@ -162,6 +166,7 @@ class FitReport:
     batch_size: int | None = None
     seq_len: int | None = None
     trainable_params: int | None = None
+    at_start_bytes: int | None = None  # resident right after loading and a short prompt (llama.cpp)
     assumptions: list[str] = field(default_factory=list)
 
     @property
@@ -178,6 +183,8 @@ class FitReport:
             "n_params": self.n_params, "trainable_params": self.trainable_params,
             "components": [c.to_dict() for c in self.components],
             "total_bytes": self.total_bytes, "total_gib": gib(self.total_bytes),
+            "at_start_bytes": self.at_start_bytes,
+            "at_start_gib": None if self.at_start_bytes is None else gib(self.at_start_bytes),
             "machine": self.machine.to_dict(),
             "fits_ram": self.fits_ram, "fits_gpu": self.fits_gpu, "verdict": self.verdict,
             "assumptions": self.assumptions,
@@ -437,21 +444,26 @@ def kv_cache_bytes(shape: ModelShape, n_ctx: int, *, bytes_per_el: int = 2, n_ub
     return int(total)
 
 
-def llamacpp_compute_bytes(shape: ModelShape, n_ctx: int, n_ubatch: int = LLAMACPP_UBATCH) -> int:
-    """llama.cpp's CPU compute buffer for a full ``n_ubatch``-token batch.
+def llamacpp_compute_bytes(shape: ModelShape, n_ctx: int, n_ubatch: int = LLAMACPP_UBATCH,
+                           flash_attn: bool = True) -> int:
+    """llama.cpp compute memory at its peak: a full ``n_ubatch``-token batch at a full context.
 
-    ggml allocates the worst-case graph once: a few activations of ``n_ubatch × n_embd`` and
-    ``n_ubatch × n_ff`` floats live at the same time, plus the attention's scores for one
-    layer (``n_ubatch × n_ctx × n_heads`` floats — flash attention is off on the CPU by
-    default), plus the logits of one output row. Calibrated against llama.cpp's own
-    "compute buffer size" log line on several shapes (see the tests).
+    ggml reserves a worst-case buffer up front but the pages are touched only as the graph
+    uses them, so what counts is what one batch really writes:
+
+    * activations: ``4 · n_ubatch · (3·n_embd + 2·n_ff)`` bytes (f32 hidden states, gate/up);
+    * attention without flash attention (llama-cpp-python's ``Llama`` default): the f32 scores
+      ``n_ubatch × n_kv × n_heads`` plus their f16 copy in the CPU work buffer, 6 bytes each —
+      this term grows as the context fills;
+    * with flash attention (llmlab's backend: llama.cpp's "auto" turns it on for the CPU) only
+      the f16 mask ``n_ubatch × n_kv`` remains;
+    * a fixed few MiB for weight-format conversion and thread scratch.
     """
     nu = min(n_ubatch, n_ctx)
     ctx = -(-n_ctx // 256) * 256
     act = 4 * nu * (3 * shape.hidden + 2 * shape.n_ff)
-    attn = 4 * nu * ctx * shape.n_heads
-    logits = 4 * shape.vocab
-    return int(LLAMACPP_COMPUTE_FIXED + act + attn + logits)
+    attn = 2 * nu * ctx if flash_attn else 6 * nu * ctx * shape.n_heads
+    return int(LLAMACPP_COMPUTE_FIXED + act + attn)
 
 
 def llamacpp_overhead_bytes(shape: ModelShape) -> int:
@@ -539,24 +551,26 @@ def default_context(shape: ModelShape, settings: Settings | None = None) -> int:
 def estimate_fit(model: str, *, settings: Settings | None = None, load_in: str | None = None, quant: str | None = None,
                  context: int | None = None, train: str | None = None, batch_size: int = 1, seq_len: int | None = None,
                  lora_rank: int = 16, gradient_checkpointing: bool | None = None,
-                 machine: Machine | None = None) -> FitReport:
+                 machine: Machine | None = None, flash_attn: bool = True) -> FitReport:
     """Estimate the memory ``model`` needs (nothing is loaded) and whether it fits this machine.
 
     ``model`` is anything ``--model`` accepts that has local metadata (bundled name, GGUF file,
     Hugging Face folder, cached repo id) or a curated catalog name (its recorded architecture).
     """
     settings = settings or load_settings()
-    shape = locate_shape(model, settings)
+    shape = locate_shape(model, settings, quant=quant, want_hf=bool(load_in or train))
+    if quant and shape.weight_format == f"gguf {normalize_quant(quant).upper()}" and shape.path is None:
+        quant = None  # a catalog file of exactly that quantization: its published size is the weights
     return estimate_for_shape(shape, settings=settings, load_in=load_in, quant=quant, context=context, train=train,
                               batch_size=batch_size, seq_len=seq_len, lora_rank=lora_rank,
-                              gradient_checkpointing=gradient_checkpointing, machine=machine)
+                              gradient_checkpointing=gradient_checkpointing, machine=machine, flash_attn=flash_attn)
 
 
 def estimate_for_shape(shape: ModelShape, *, settings: Settings | None = None, load_in: str | None = None,
                        quant: str | None = None, context: int | None = None, train: str | None = None,
                        batch_size: int = 1, seq_len: int | None = None, lora_rank: int = 16,
                        gradient_checkpointing: bool | None = None, machine: Machine | None = None,
-                       weight_bytes_override: int | None = None) -> FitReport:
+                       weight_bytes_override: int | None = None, flash_attn: bool = True) -> FitReport:
     """:func:`estimate_fit` for a shape already in hand (the catalog uses this)."""
     if load_in is not None and load_in not in LOAD_IN:
         raise InvalidParameterError(f"--load-in must be one of {', '.join(LOAD_IN)}, got {load_in!r}")
@@ -580,11 +594,12 @@ def estimate_for_shape(shape: ModelShape, *, settings: Settings | None = None, l
                                   lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing, load_in=load_in)
     if load_in or (not is_gguf and not quant):
         return _estimate_transformers(shape, n_ctx, machine, load_in=load_in)
-    return _estimate_llamacpp(shape, n_ctx, machine, quant=quant, weight_bytes_override=weight_bytes_override)
+    return _estimate_llamacpp(shape, n_ctx, machine, quant=quant, weight_bytes_override=weight_bytes_override,
+                              flash_attn=flash_attn)
 
 
 def _estimate_llamacpp(shape: ModelShape, n_ctx: int, machine: Machine, quant: str | None,
-                       weight_bytes_override: int | None = None) -> FitReport:
+                       weight_bytes_override: int | None = None, flash_attn: bool = True) -> FitReport:
     if quant:
         wbytes, wdesc = gguf_quant_bytes(shape, quant), f"gguf {normalize_quant(quant).upper()} (estimated)"
         wnote = f"{shape.n_params:,} parameters at {normalize_quant(quant).upper()} bits per weight"
@@ -596,19 +611,23 @@ def _estimate_llamacpp(shape: ModelShape, n_ctx: int, machine: Machine, quant: s
         Component("weights", wbytes, wnote),
         Component("kv_cache", kv_cache_bytes(shape, n_ctx),
                   f"{shape.n_layers} layers × 2 × {shape.n_kv_heads} KV heads × {shape.head_dim} × {n_ctx} tokens × 2 bytes (f16)"),
-        Component("compute_buffer", llamacpp_compute_bytes(shape, n_ctx), f"worst-case graph for a {LLAMACPP_UBATCH}-token batch"),
+        Component("compute_buffer", llamacpp_compute_bytes(shape, n_ctx, flash_attn=flash_attn),
+                  f"a {min(LLAMACPP_UBATCH, n_ctx)}-token batch at a full context, flash attention "
+                  + ("on" if flash_attn else "off")),
         Component("runtime_overhead", llamacpp_overhead_bytes(shape), "vocabulary tables, threads, graph metadata"),
     ]
     total = sum(c.bytes for c in comps)
+    at_start = comps[0].bytes + comps[1].bytes + comps[3].bytes + LLAMACPP_START_COMPUTE
     fits_ram = total <= machine.ram_available
     verdict = (f"{shape.name} on llama.cpp (CPU) with a {n_ctx}-token context needs about {gib(total)} GiB of RAM; "
                + (f"it fits ({gib(machine.ram_available)} GiB available)." if fits_ram
                   else f"it does NOT fit ({gib(machine.ram_available)} GiB available) — try a smaller --quant or --context."))
     return FitReport(model=shape.name, runtime="llama.cpp", device="cpu", mode="inference", weights=wdesc, context=n_ctx,
                      n_params=shape.n_params, components=comps, machine=machine, fits_ram=fits_ram, fits_gpu=None,
-                     verdict=verdict, assumptions=[
-                         "weights are memory-mapped and count once every page has been read (the first token reads them all)",
-                         f"KV cache in f16, context padded to 256, n_ubatch={LLAMACPP_UBATCH}"])
+                     verdict=verdict, at_start_bytes=at_start, assumptions=[
+                         "weights are memory-mapped with MAP_POPULATE: resident from the start",
+                         f"KV cache in f16, context padded to 256, n_ubatch={LLAMACPP_UBATCH}",
+                         "compute memory grows as the context fills; total is the full-context peak"])
 
 
 def _dtype_bytes(shape: ModelShape) -> int:
@@ -684,7 +703,7 @@ def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_
         else:
             comps.append(Component("weights", shape.n_params * el, f"frozen base, {el}-byte weights"))
             device = "cpu or cuda"
-        comps.append(Component("lora_weights", trainable * 4, f"rank {lora_rank} adapters on q,k,v,o,gate,up,down (fp32)"))
+        comps.append(Component("lora_weights", trainable * 4, f"rank {lora_rank} adapters on every attention/MLP matrix (fp32)"))
         comps.append(Component("gradients", trainable * 4, "adapter gradients (fp32)"))
         comps.append(Component("optimizer_states", trainable * 8, "AdamW m and v in fp32"))
         assumptions.append(f"LoRA rank {lora_rank} on every attention and MLP matrix")
@@ -713,8 +732,12 @@ def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_
 
 
 # -- finding a model's metadata ------------------------------------------------------------------
-def locate_shape(model: str, settings: Settings) -> ModelShape:
-    """Find metadata for ``model`` without loading it: a file, a folder, the HF cache or the catalog."""
+def locate_shape(model: str, settings: Settings, quant: str | None = None, want_hf: bool = False) -> ModelShape:
+    """Find metadata for ``model`` without loading it: a file, a folder, the HF cache or the catalog.
+
+    A catalog model that is not downloaded yet is described by its recorded architecture; its
+    GGUF form (the file of ``quant``, else the default quantization) unless ``want_hf``.
+    """
     from .spec import BUNDLED, bundled_path, cached_repo_snapshot
 
     for api in settings.api_models:
@@ -729,12 +752,15 @@ def locate_shape(model: str, settings: Settings) -> ModelShape:
         return _shape_for_path(p, model)
     from . import catalog
 
-    entry, quant = catalog.find(model)
+    entry, name_quant = catalog.find(model)
     if entry is not None:
-        local = catalog.cached_path(entry, quant)
-        if local is not None:
+        q = name_quant or (normalize_quant(quant) if quant else None)
+        local = catalog.cached_path(entry, q, prefer="hf" if want_hf else None)
+        if local is not None and (local.is_dir() == want_hf or not want_hf):
             return _shape_for_path(local, model)
-        return catalog.shape_of(entry)
+        shape = catalog.shape_of(entry, q, form="hf" if want_hf else None)
+        shape.name = model
+        return shape
     repo, _, file = model.partition(":")
     parts = repo.split("/")
     if len(parts) == 2 and all(parts):
@@ -743,7 +769,10 @@ def locate_shape(model: str, settings: Settings) -> ModelShape:
             return _shape_for_path(snap / file if file else snap, model)
         entry = catalog.find_repo(repo)
         if entry is not None:
-            return catalog.shape_of(entry)
+            form = "gguf" if entry.gguf is not None and entry.gguf.repo == repo and not want_hf else "hf"
+            shape = catalog.shape_of(entry, quant and normalize_quant(quant), form=form)
+            shape.name = model
+            return shape
         raise ModelNotFoundError(
             f"{repo!r} is not in the local Hugging Face cache, and fit needs its metadata. "
             f"Download it first (llmlab models pull {model}) or name a catalog model (llmlab models list --catalog)")

@@ -22,7 +22,8 @@ from ..config import Settings, default_threads
 from ..errors import BackendError, InvalidParameterError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
-from .decoding import decode, fit_prompt
+from .batching import Scheduler
+from .decoding import fit_prompt
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def _quiet(verbose: bool) -> None:
 
 
 class LlamaCppEngine:
-    """One llama.cpp model + context; implements the decode loop's ``DecodeEngine``.
+    """One llama.cpp model + context with ``MAX_SEQS`` slots: the decode loop's ``SlotEngine``.
 
-    Calls are serialized by ``lock``. The tokens of sequence 0 stay in the KV cache after
-    a call, so the next prompt that starts the same way (a growing chat) only evaluates
-    its new tokens.
+    Only the scheduler thread evaluates; tokenization may happen anywhere. What a slot
+    holds stays in the KV cache after a request, so the next prompt that starts the same
+    way (a growing chat) only evaluates its new tokens.
     """
 
     def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False):
@@ -81,12 +82,11 @@ class LlamaCppEngine:
         self.n_batch = int(cparams.n_batch)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
         self.threads = threads
-        self.lock = threading.Lock()
+        self.n_slots = MAX_SEQS
+        self.evaluated = 0  # tokens evaluated so far (prefix reuse shows as fewer)
         self._batch = lc.llama_batch_init(max(self.n_batch, MAX_SEQS), 0, MAX_SEQS)
         self._pieces: dict[int, bytes] = {}
-        self._cached: list[int] = []  # tokens of sequence 0 in the KV cache
-        self._pos = [0] * MAX_SEQS
-        self._piece_buf = ctypes.create_string_buffer(256)
+        self._tokens: list[list[int]] = [[] for _ in range(MAX_SEQS)]  # what each slot holds in the KV cache
 
     # -- vocabulary ----------------------------------------------------------------------
     def tokenize(self, text: str, add_special: bool) -> list[int]:
@@ -101,14 +101,17 @@ class LlamaCppEngine:
     def token_bytes(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
-            n = self.lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
-            piece = self._piece_buf.raw[: max(n, 0)]
+            piece = self._piece(token, special=False)
             self._pieces[token] = piece
         return piece
 
+    def _piece(self, token: int, special: bool) -> bytes:
+        buf = ctypes.create_string_buffer(256)
+        n = self.lc.llama_token_to_piece(self.vocab, token, buf, 256, 0, special)
+        return buf.raw[: max(n, 0)]
+
     def special_piece(self, token: int) -> str:
-        n = self.lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, True)
-        return self._piece_buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
+        return self._piece(token, special=True).decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
         return bool(self.lc.llama_vocab_is_eog(self.vocab, token))
@@ -123,9 +126,9 @@ class LlamaCppEngine:
     def metadata(self) -> dict[str, str]:
         return self.model.metadata()
 
-    # -- decoding ------------------------------------------------------------------------
+    # -- the decode loop's SlotEngine interface (called from the scheduler thread only) ------
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
-        """One llama_decode over (token, pos, seq, want_logits) entries."""
+        """One llama_decode over (token, pos, slot, want_logits) entries."""
         b = self._batch
         b.n_tokens = len(entries)
         for i, (tok, pos, seq, want) in enumerate(entries):
@@ -135,51 +138,60 @@ class LlamaCppEngine:
             b.seq_id[i][0] = seq
             b.logits[i] = want
         rc = self.lc.llama_decode(self.ctx, b)
+        self.evaluated += len(entries)
         if rc != 0:
-            self._cached = []
             raise BackendError(f"llama_decode failed (code {rc}); the context window ({self.n_ctx}) may be full")
 
     def _logits(self, i: int) -> np.ndarray:
         ptr = self.lc.llama_get_logits_ith(self.ctx, i)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def eval_prompt(self, ids: list[int], n_seqs: int) -> np.ndarray:
-        lc = self.lc
+    def prefix_len(self, slot: int, ids: list[int]) -> int:
         p = 0
-        for a, b in zip(self._cached, ids):
+        for a, b in zip(self._tokens[slot], ids):
             if a != b:
                 break
             p += 1
-        p = min(p, len(ids) - 1)  # re-evaluate at least the last token to get its logits
-        for seq in range(1, MAX_SEQS):
-            lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
-        if not lc.llama_memory_seq_rm(self.mem, 0, p, -1):
-            lc.llama_memory_clear(self.mem, True)
-            p = 0
+        return p
+
+    def cached_len(self, slot: int) -> int:
+        return len(self._tokens[slot])
+
+    def prefill(self, slot: int, ids: list[int]) -> np.ndarray:
         if not ids:
             raise InvalidParameterError("the prompt is empty")
-        self._cached = ids[:p]
+        p = min(self.prefix_len(slot, ids), len(ids) - 1)  # re-evaluate at least the last token
+        if not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):
+            self.drop(slot)
+            p = 0
+        self._tokens[slot] = ids[:p]
         last_index = 0
         for start in range(p, len(ids), self.n_batch):
             chunk = ids[start : start + self.n_batch]
             last = start + len(chunk) == len(ids)
-            self._decode([(t, start + j, 0, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
-            self._cached = ids[: start + len(chunk)]
+            try:
+                self._decode([(t, start + j, slot, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
+            except BackendError:
+                self.drop(slot)
+                raise
+            self._tokens[slot] = ids[: start + len(chunk)]
             last_index = len(chunk) - 1
-        logits = self._logits(last_index)
-        for seq in range(1, n_seqs):
-            lc.llama_memory_seq_cp(self.mem, 0, seq, -1, -1)
-        self._pos = [len(ids)] * MAX_SEQS
-        return np.array(logits, copy=True) if n_seqs > 1 else logits
+        return np.array(self._logits(last_index), copy=True)
 
-    def eval_next(self, tokens: list[tuple[int, int]]) -> list[np.ndarray]:
-        entries = [(tok, self._pos[seq], seq, True) for seq, tok in tokens]
-        self._decode(entries)
-        for seq, tok in tokens:
-            self._pos[seq] += 1
-            if seq == 0:
-                self._cached.append(tok)
-        return [self._logits(i) for i in range(len(tokens))]
+    def fork(self, src: int, dst: int) -> None:
+        self.lc.llama_memory_seq_rm(self.mem, dst, -1, -1)
+        self.lc.llama_memory_seq_cp(self.mem, src, dst, -1, -1)
+        self._tokens[dst] = list(self._tokens[src])
+
+    def step(self, entries: list[tuple[int, int]]) -> list[np.ndarray]:
+        self._decode([(tok, len(self._tokens[slot]), slot, True) for slot, tok in entries])
+        for slot, tok in entries:
+            self._tokens[slot].append(tok)
+        return [self._logits(i) for i in range(len(entries))]
+
+    def drop(self, slot: int) -> None:
+        self.lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
+        self._tokens[slot] = []
 
     def close(self) -> None:
         if self._batch is not None:
@@ -193,15 +205,16 @@ class LlamaCppBackend(LocalBackend):
     """GGUF models through llama.cpp (the CPU default)."""
 
     name = "llamacpp"
-    OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template"}
+    OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting"}
 
     def __init__(self, spec: ModelSpec, *, n_ctx: int | None = None, threads: int | None = None, n_batch: int = 512,
-                 verbose: bool = False, chat_template: str | None = None):
+                 verbose: bool = False, chat_template: str | None = None, max_waiting: int = 64):
         if not spec.path or not Path(spec.path).is_file():
             raise BackendError(f"GGUF file not found: {spec.path}")
         self.spec = spec
         self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads or default_threads(), n_batch=n_batch,
                                      verbose=verbose)
+        self.scheduler = Scheduler(self.engine, max_waiting=max_waiting)
         meta = self.engine.metadata()
         template = meta.get("tokenizer.chat_template")
         self.chat_fallback = chat_template
@@ -253,20 +266,29 @@ class LlamaCppBackend(LocalBackend):
         ids, dropped = fit_prompt(self._prompt_ids(prompt, _chat), self.engine.n_ctx, params)
         if dropped:
             log.warning("prompt truncated: dropped the oldest %d tokens to fit the context window", dropped)
+        constraint = None
+        if params.json_schema is not None:
+            from .constrained import schema_constraint
+
+            constraint = schema_constraint(self.engine, params.json_schema)
         first: float | None = None
         seqs = []
-        with self.engine.lock:
-            for ev in decode(self.engine, ids, params, piece=lambda t: self.token_strings([t])[0]):
+        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], constraint=constraint)
+        try:
+            for ev in events:
                 if isinstance(ev, Delta):
                     if first is None:
                         first = time.perf_counter() - t0
                     yield ev
                 else:
                     seqs = ev
+        finally:
+            events.close()
         yield Completion(sequences=seqs, model=self.spec.name, backend=self.name, params=params,
                          usage=Usage(len(ids), sum(s.completion_tokens for s in seqs)),
                          latency_s=time.perf_counter() - t0, first_token_s=first, threads=self.engine.threads,
                          truncated_tokens=dropped)
 
     def close(self) -> None:
+        self.scheduler.close()
         self.engine.close()

@@ -139,6 +139,16 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
     if p.exists():
         return _spec_for_path(name, p, backend)
 
+    # 3b. curated catalog names (NAME or NAME:QUANT), once pulled: the cached GGUF file or HF folder
+    if "/" not in name:
+        from .catalog import resolve_name
+
+        local = resolve_name(name, backend)
+        if local is not None:
+            spec = _spec_for_path(name, local, backend)
+            spec.name = name
+            return spec
+
     # 4. Hugging Face repo ids in the local cache (optionally REPO:FILE for a GGUF file)
     repo, _, file = name.partition(":")
     if _looks_like_repo_id(repo):

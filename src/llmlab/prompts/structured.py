@@ -72,9 +72,24 @@ def parse_structured(text: str, schema: dict[str, Any], *, constrained: bool = F
     return StructuredOutput(value, not errors, errors, constrained)
 
 
-def supports_constraints(model: Any) -> bool:
-    """Whether ``model`` can constrain decoding to a JSON schema (llama.cpp with the hook)."""
+def accepts_json_schema() -> bool:
+    """Whether this llmlab's :class:`GenerationParams` has the ``json_schema`` field."""
     from ..types import GenerationParams
 
-    has_field = any(f.name == "json_schema" for f in dataclasses.fields(GenerationParams))
-    return has_field and bool(getattr(model.backend, "supports_json_schema", False))
+    return any(f.name == "json_schema" for f in dataclasses.fields(GenerationParams))
+
+
+def supports_constraints(model: Any) -> bool:
+    """Whether ``model``'s backend enforces ``json_schema`` while decoding (llama.cpp).
+
+    A backend says so with ``supports_json_schema``; without that attribute, a runtime
+    whose engine exposes a llama.cpp vocabulary is the one the grammar constraint serves.
+    """
+    if not accepts_json_schema():
+        return False
+    flag = getattr(model.backend, "supports_json_schema", None)
+    if flag is not None:
+        return bool(flag)
+    from ..models.constrained import grammar_capable
+
+    return grammar_capable(getattr(model.backend, "engine", None))

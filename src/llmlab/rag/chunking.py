@@ -27,6 +27,7 @@ _LINE_START = re.compile(
     r"\n(?=[ \t]*(?:#{1,6}\s|[-*•·]\s|\d{1,3}[.)]\s|[가-하][.)]\s|[①-⑳]|\*\*[①-⑳]|제\s?\d+\s?[조장절편]))"
 )
 _PARA = re.compile(r"\n[ \t]*\n")
+_SENTENCE_LIKE = re.compile(r"[가-힣A-Za-z][.?!]")
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,23 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
 
 
 def _sections(doc: Document) -> list[tuple[int, str]]:
-    """Section marks, without those whose section holds nothing but its heading line.
+    """Section marks, where a section holding nothing but its heading joins the next one.
 
     A chapter heading directly followed by an article heading would otherwise become a
-    chunk of its own; instead it joins the next section (whose name already includes it).
+    chunk of its own; instead the next section starts at the chapter heading (its name
+    already includes the chapter).
     """
     marks = sorted((o, name) for o, name in doc.sections if 0 <= o < len(doc.text))
-    kept = []
+    kept: list[tuple[int, str]] = []
+    pending: int | None = None
     for i, (o, name) in enumerate(marks):
         end = marks[i + 1][0] if i + 1 < len(marks) else len(doc.text)
-        if "\n" in doc.text[o:end].strip():
-            kept.append((o, name))
+        body = doc.text[o:end].strip()
+        if "\n" not in body and not _SENTENCE_LIKE.search(body) and i + 1 < len(marks):
+            pending = o if pending is None else pending
+            continue
+        kept.append((o if pending is None else pending, name))
+        pending = None
     return kept
 
 

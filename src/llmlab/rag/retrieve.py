@@ -23,8 +23,8 @@ from .types import Chunk, Hit, ScoredPoint, VectorQuery
 class FusionWeights:
     """How much each retriever counts; tuned on ko_rag's tuning half (see docs/rag.md)."""
 
-    bm25: float = 0.35  # chunk-level BM25
-    window: float = 0.35  # best sentence-window BM25 inside the chunk
+    bm25: float = 0.4  # chunk-level BM25
+    window: float = 0.3  # best sentence-window BM25 inside the chunk
     dense: float = 0.30  # e5 cosine
     candidates: int = 50  # per retriever
 

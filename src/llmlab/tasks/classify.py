@@ -61,7 +61,7 @@ def classify(model: Any, text: str, labels: str | Sequence[str], *, template: Pr
     tpl = pick_template(template, "classify", ("text",))
     variables = declared(tpl, labels=", ".join(labels))
     constrained = supports_constraints(model)
-    if constrained:
+    if constrained:  # the reply can only be one of the labels (as a JSON string)
         params = {**params, "json_schema": {"enum": labels}}
     r = run_template(model, tpl, {**variables, "text": text}, experiment=experiment, **params)
     label = match_label(r.text, labels)

@@ -18,14 +18,16 @@ def _ids(c, i: int = 0) -> list[int]:
     return [lp.id for lp in c.sequences[i].logprobs]
 
 
-class GenerationContract:
-    """Behavioural tests of every generation parameter. Provide a ``model`` fixture."""
-
+class _Base:
     max_new = 24
 
     @pytest.fixture
     def model(self):  # pragma: no cover - subclasses provide it
         raise NotImplementedError
+
+
+class StructuralContract(_Base):
+    """Parameter checks that hold whatever else the model is computing at the same time."""
 
     def test_max_new_tokens(self, model):
         c = model.generate(PROMPT, max_new_tokens=5, temperature=0)
@@ -36,33 +38,6 @@ class GenerationContract:
     def test_max_length_counts_the_prompt(self, model):
         c = model.generate(PROMPT, max_length=model.count_tokens(PROMPT) + 6, temperature=0)
         assert c.usage.completion_tokens <= 6 + 1  # the prompt may gain a BOS token
-
-    def test_greedy_is_deterministic(self, model):
-        a = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
-        b = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
-        assert a.text == b.text and a.text.strip()
-
-    def test_do_sample_false_ignores_temperature(self, model):
-        a = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
-        b = model.generate(PROMPT, max_new_tokens=self.max_new, do_sample=False, temperature=1.5)
-        assert a.text == b.text
-
-    def test_seed_reproduces_and_seeds_differ(self, model):
-        kw = dict(max_new_tokens=self.max_new, temperature=1.2, top_k=0)
-        a = model.generate(PROMPT, seed=1, **kw)
-        assert model.generate(PROMPT, seed=1, **kw).text == a.text
-        others = {model.generate(PROMPT, seed=s, **kw).text for s in (2, 3, 4)}
-        assert others - {a.text}
-
-    def test_top_k_1_is_greedy(self, model):
-        g = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
-        for seed in (1, 2):
-            assert model.generate(PROMPT, max_new_tokens=self.max_new, top_k=1, temperature=1.5, seed=seed).text == g.text
-
-    def test_tiny_top_p_is_greedy(self, model):
-        g = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
-        s = model.generate(PROMPT, max_new_tokens=self.max_new, top_p=1e-6, top_k=0, temperature=1.0, seed=5)
-        assert s.text == g.text
 
     def test_temperature_changes_the_distribution(self, model):
         hot = {model.generate(PROMPT, max_new_tokens=8, temperature=2.0, top_k=0, seed=s).text for s in range(4)}
@@ -94,15 +69,6 @@ class GenerationContract:
         assert len(c.texts) == 3 and len(c.sequences) == 3
         assert c.usage.completion_tokens == sum(s.completion_tokens for s in c.sequences)
 
-    def test_stop_string_cuts_exactly(self, model):
-        full = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0).text
-        words = [w for w in full.split() if len(w) >= 3]
-        if not words:
-            pytest.fail(f"greedy output too short to pick a stop string: {full!r}")
-        stop = words[len(words) // 2]
-        c = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0, stop=[stop])
-        assert c.text == full[: full.index(stop)] and c.finish_reason == "stop"
-
     def test_logprobs(self, model):
         c = model.generate(PROMPT, max_new_tokens=6, temperature=0, logprobs=3)
         lps = c.sequences[0].logprobs
@@ -123,3 +89,53 @@ class GenerationContract:
                        max_new_tokens=12, temperature=0)
         assert c.chat_template in ("model",) or c.chat_template.startswith("fallback:")
         assert c.usage.prompt_tokens > model.count_tokens("Be brief.Say hello.")
+
+
+class ExactContract(_Base):
+    """Parameter checks that compare two separate calls token for token.
+
+    They need a runtime whose arithmetic does not depend on what else is in the batch:
+    true for the fake and for llama.cpp with one request at a time; llama.cpp's float
+    rounding changes a little with the batch's shape, so under concurrent load sampled
+    and near-tie greedy outputs may differ between calls (as in every batching server).
+    """
+
+    def test_greedy_is_deterministic(self, model):
+        a = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
+        b = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
+        assert a.text == b.text and a.text.strip()
+
+    def test_do_sample_false_ignores_temperature(self, model):
+        a = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
+        b = model.generate(PROMPT, max_new_tokens=self.max_new, do_sample=False, temperature=1.5)
+        assert a.text == b.text
+
+    def test_seed_reproduces_and_seeds_differ(self, model):
+        kw = dict(max_new_tokens=self.max_new, temperature=1.2, top_k=0)
+        a = model.generate(PROMPT, seed=1, **kw)
+        assert model.generate(PROMPT, seed=1, **kw).text == a.text
+        others = {model.generate(PROMPT, seed=s, **kw).text for s in (2, 3, 4)}
+        assert others - {a.text}
+
+    def test_top_k_1_is_greedy(self, model):
+        g = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
+        for seed in (1, 2):
+            assert model.generate(PROMPT, max_new_tokens=self.max_new, top_k=1, temperature=1.5, seed=seed).text == g.text
+
+    def test_tiny_top_p_is_greedy(self, model):
+        g = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0)
+        s = model.generate(PROMPT, max_new_tokens=self.max_new, top_p=1e-6, top_k=0, temperature=1.0, seed=5)
+        assert s.text == g.text
+
+    def test_stop_string_cuts_exactly(self, model):
+        full = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0).text
+        words = [w for w in full.split() if len(w) >= 3]
+        if not words:
+            pytest.fail(f"greedy output too short to pick a stop string: {full!r}")
+        stop = words[len(words) // 2]
+        c = model.generate(PROMPT, max_new_tokens=self.max_new, temperature=0, stop=[stop])
+        assert c.text == full[: full.index(stop)] and c.finish_reason == "stop"
+
+
+class GenerationContract(StructuralContract, ExactContract):
+    """Every parameter check. Provide a ``model`` fixture."""

@@ -17,7 +17,8 @@ import numpy as np
 from ..config import Settings
 from ..errors import InvalidParameterError
 from ..models.base import LocalBackend
-from ..models.decoding import decode, fit_prompt
+from ..models.batching import Scheduler
+from ..models.decoding import fit_prompt
 from ..models.spec import ModelSpec
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 
@@ -30,14 +31,17 @@ FAKE_TEMPLATE = (
 
 
 class _FakeEngine:
-    """The fake's DecodeEngine: logits from a script or from a hash of the context."""
+    """The fake's SlotEngine: logits from a script or from a hash of the context."""
 
-    def __init__(self, backend: "FakeBackend", script: bytes | None):
-        self.n_ctx = backend.info.context_length
-        self._script = script
-        self._ctx: list[list[int]] = []
-        self._start = 0
-        self._delay = backend.delay_s
+    n_slots = 8
+
+    def __init__(self, context_length: int, delay_s: float):
+        self.n_ctx = context_length
+        self._delay = delay_s
+        self._tokens: list[list[int]] = [[] for _ in range(self.n_slots)]
+        self._start = [0] * self.n_slots
+        self.scripts: dict[int, bytes | None] = {}  # slot -> the reply being played there
+        self.queued: dict[tuple[int, ...], list[bytes]] = {}  # prompt -> replies waiting for it, in order
 
     def is_eog(self, token: int) -> bool:
         return token == EOS
@@ -45,26 +49,48 @@ class _FakeEngine:
     def token_bytes(self, token: int) -> bytes:
         return bytes([token]) if token < 256 else b""
 
-    def eval_prompt(self, ids: list[int], n_seqs: int) -> np.ndarray:
-        self._start = len(ids)
-        self._ctx = [list(ids) for _ in range(n_seqs)]
-        return self._logits(0)
+    def prefix_len(self, slot: int, ids: list[int]) -> int:
+        p = 0
+        for a, b in zip(self._tokens[slot], ids):
+            if a != b:
+                break
+            p += 1
+        return p
 
-    def eval_next(self, tokens: list[tuple[int, int]]) -> list[np.ndarray]:
+    def cached_len(self, slot: int) -> int:
+        return len(self._tokens[slot])
+
+    def prefill(self, slot: int, ids: list[int]) -> np.ndarray:
+        waiting = self.queued.get(tuple(ids))
+        self.scripts[slot] = waiting.pop(0) if waiting else None
+        self._tokens[slot] = list(ids)
+        self._start[slot] = len(ids)
+        return self._logits(slot)
+
+    def fork(self, src: int, dst: int) -> None:
+        self._tokens[dst] = list(self._tokens[src])
+        self._start[dst] = self._start[src]
+        self.scripts[dst] = self.scripts.get(src)
+
+    def step(self, entries: list[tuple[int, int]]) -> list[np.ndarray]:
         if self._delay:
             time.sleep(self._delay)
         out = []
-        for slot, tok in tokens:
-            self._ctx[slot].append(tok)
+        for slot, tok in entries:
+            self._tokens[slot].append(tok)
             out.append(self._logits(slot))
         return out
 
+    def drop(self, slot: int) -> None:
+        self._tokens[slot] = []
+
     def _logits(self, slot: int) -> np.ndarray:
-        ctx = self._ctx[slot]
+        ctx = self._tokens[slot]
         logits = np.full(N_VOCAB, -5.0, dtype=np.float32)
-        if self._script is not None:
-            pos = len(ctx) - self._start
-            target = self._script[pos] if pos < len(self._script) else EOS
+        script = self.scripts.get(slot)
+        if script is not None:
+            pos = len(ctx) - self._start[slot]
+            target = script[pos] if pos < len(script) else EOS
             logits[target] = 20.0
             return logits
         # a pseudo-random but deterministic preference over lower-case letters and space
@@ -92,7 +118,8 @@ class FakeBackend(LocalBackend):
         self.replies = list(replies) if replies is not None else None
         self.calls = 0
         self.prompts: list[str] = []
-        self.delay_s = delay_s
+        self.engine = _FakeEngine(context_length, delay_s)
+        self.scheduler = Scheduler(self.engine)
 
     @classmethod
     def load(cls, spec: ModelSpec, settings: Settings, **options: Any) -> "FakeBackend":
@@ -118,19 +145,27 @@ class FakeBackend(LocalBackend):
     def stream(self, prompt: str, params: GenerationParams, _chat: bool = False) -> Iterator[Delta | Completion]:
         t0 = time.perf_counter()
         self.prompts.append(prompt)
-        script = None
-        if self.replies is not None:
-            script = self.replies[self.calls % len(self.replies)].encode("utf-8")
-        self.calls += 1
         ids, dropped = fit_prompt(self.tokenize(prompt, add_special=True), self.info.context_length, params)
+        if self.replies is not None:
+            # replies queue per prompt: the scheduler may run several requests at once
+            script = self.replies[self.calls % len(self.replies)].encode("utf-8")
+            self.engine.queued.setdefault(tuple(ids), []).append(script)
+        self.calls += 1
         first: float | None = None
         seqs = []
-        for ev in decode(_FakeEngine(self, script), ids, params, piece=lambda t: self.token_strings([t])[0]):
-            if isinstance(ev, Delta):
-                first = first if first is not None else time.perf_counter() - t0
-                yield ev
-            else:
-                seqs = ev
+        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0])
+        try:
+            for ev in events:
+                if isinstance(ev, Delta):
+                    first = first if first is not None else time.perf_counter() - t0
+                    yield ev
+                else:
+                    seqs = ev
+        finally:
+            events.close()
         yield Completion(sequences=seqs, model=self.info.name, backend=self.name, params=params,
                          usage=Usage(len(ids), sum(s.completion_tokens for s in seqs)),
                          latency_s=time.perf_counter() - t0, first_token_s=first, threads=1, truncated_tokens=dropped)
+
+    def close(self) -> None:
+        self.scheduler.close()

@@ -1,0 +1,212 @@
+"""Continuous batching: one decode thread steps every running request together.
+
+Requests are queued (bounded: a full queue raises :class:`~llmlab.errors.BusyError`
+instead of growing without limit) and admitted first-in, first-out as soon as the
+engine has free slots and KV-cache cells for them. Each step then samples the next token
+of *every* active sequence of *every* request and evaluates them all in one batched
+call — so eight clients share the model instead of waiting in line, and a single
+request goes through exactly the same code. A reader that stops iterating cancels its
+request and frees its slots at the next step.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..errors import BackendError, BusyError, InvalidParameterError, LLMLabError
+from ..types import Delta, GenerationParams, Sequence_
+from .decoding import RequestState, SlotEngine
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+@dataclass(eq=False)
+class _Request:
+    state: RequestState
+    out: "queue.SimpleQueue[Any]" = field(default_factory=queue.SimpleQueue)
+    slots: list[int] = field(default_factory=list)
+    logits: list[np.ndarray] = field(default_factory=list)
+    cancelled: bool = False
+
+
+class Scheduler:
+    """Owns a :class:`SlotEngine` and runs its decode loop in a background thread."""
+
+    def __init__(self, engine: SlotEngine, *, max_waiting: int = 64, name: str = "llmlab-decode"):
+        self.engine = engine
+        self.max_waiting = max_waiting
+        self._waiting: deque[_Request] = deque()
+        self._active: list[_Request] = []
+        self._free: list[int] = list(range(engine.n_slots))
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- client side -----------------------------------------------------------------------
+    def submit(self, prompt_ids: list[int], params: GenerationParams, *, piece: Callable[[int], str],
+               constraint: Any = None) -> Iterator[Delta | list[Sequence_]]:
+        """Queue a request; iterate the result for its deltas and, last, its sequences."""
+        if params.num_return_sequences > self.engine.n_slots:
+            raise InvalidParameterError(
+                f"num_return_sequences={params.num_return_sequences}: this model serves at most "
+                f"{self.engine.n_slots} sequences at once")
+        state = RequestState(prompt_ids, params, n_ctx=self.engine.n_ctx, is_eog=self.engine.is_eog,
+                             token_bytes=self.engine.token_bytes, piece=piece, constraint=constraint)
+        req = _Request(state)
+        with self._cv:
+            if self._closed:
+                raise BackendError("the model was closed")
+            if len(self._waiting) >= self.max_waiting:
+                raise BusyError(f"{len(self._waiting)} requests are already waiting for this model; try again shortly",
+                                retry_after_s=max(1.0, len(self._active) * 0.5))
+            self._waiting.append(req)
+            self._cv.notify()
+        return self._events(req)
+
+    def _events(self, req: _Request) -> Iterator[Delta | list[Sequence_]]:
+        finished = False
+        try:
+            while True:
+                ev = req.out.get()
+                if ev is _DONE:
+                    finished = True
+                    return
+                if isinstance(ev, BaseException):
+                    finished = True
+                    raise ev
+                yield ev
+        finally:
+            if not finished:  # the reader went away: stop generating for it
+                req.cancelled = True
+                with self._cv:
+                    self._cv.notify()
+
+    @property
+    def load(self) -> dict[str, int]:
+        with self._cv:
+            return {"active": len(self._active), "waiting": len(self._waiting), "free_slots": len(self._free)}
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=30)
+
+    # -- the decode thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not self._waiting and not self._active:
+                    self._cv.wait()
+                if self._closed:
+                    pending = list(self._waiting) + self._active
+                    self._waiting.clear()
+                    self._active.clear()
+                    break
+            try:
+                self._iteration()
+            except Exception as e:  # never let the thread die: fail the running requests instead
+                log.exception("decode loop failed")
+                err = e if isinstance(e, LLMLabError) else BackendError(f"generation failed: {e}")
+                for req in list(self._active):
+                    req.out.put(err)
+                    self._release(req)
+        for req in pending:
+            req.out.put(BackendError("the model was closed"))
+
+    def _iteration(self) -> None:
+        entries: list[tuple[int, int]] = []
+        stepping: list[tuple[_Request, int]] = []  # (request, how many of the entries are its own)
+        # 1. sample the next token of every active sequence (consumes the last step's logits)
+        for req in list(self._active):
+            if req.cancelled:
+                req.state.cancel()
+                self._release(req)
+                continue
+            try:
+                deltas, pending = req.state.step(req.logits)
+            except LLMLabError as e:
+                req.out.put(e)
+                self._release(req)
+                continue
+            for d in deltas:
+                req.out.put(d)
+            if req.state.done:
+                req.out.put(req.state.result())
+                req.out.put(_DONE)
+                self._release(req)
+                continue
+            entries += [(req.slots[i], tok) for i, tok in pending]
+            stepping.append((req, len(pending)))
+        # 2. admit waiting requests while there is room (their prompts are evaluated now)
+        self._admit()
+        # 3. one batched evaluation for every sequence that continues
+        if entries:
+            logits = self.engine.step(entries)
+            k = 0
+            for req, n in stepping:
+                req.logits = logits[k : k + n]
+                k += n
+
+    def _cells_in_use(self) -> int:
+        idle = sum(self.engine.cached_len(s) for s in self._free)
+        return idle + sum(r.state.cells for r in self._active)
+
+    def _admit(self) -> None:
+        while True:
+            with self._cv:
+                while self._waiting and self._waiting[0].cancelled:
+                    self._waiting.popleft()
+                if not self._waiting:
+                    return
+                req = self._waiting[0]
+                n = req.state.n
+                if len(self._free) < n:
+                    return
+                slot = max(self._free, key=lambda s: self.engine.prefix_len(s, req.state.prompt_ids))
+                need = req.state.cells - self.engine.cached_len(slot)
+                if self._cells_in_use() + need > self.engine.n_ctx:
+                    for s in self._free:  # give up cached prefixes before making anyone wait
+                        if s != slot:
+                            self.engine.drop(s)
+                    if self._cells_in_use() + need > self.engine.n_ctx and self._active:
+                        return  # wait for running requests to finish
+                self._waiting.popleft()
+                self._free.remove(slot)
+                others = [s for s in self._free if s != slot][: n - 1]
+                for s in others:
+                    self._free.remove(s)
+                req.slots = [slot] + others
+            try:
+                if req.state.done:  # nothing to generate (max_new_tokens=0)
+                    req.out.put(req.state.result())
+                    req.out.put(_DONE)
+                    self._release(req, keep_cache=False)
+                    continue
+                first = self.engine.prefill(slot, req.state.prompt_ids)
+                for s in others:
+                    self.engine.fork(slot, s)
+                req.logits = [first] * n
+                self._active.append(req)
+            except LLMLabError as e:
+                req.out.put(e)
+                self._release(req, keep_cache=False)
+
+    def _release(self, req: _Request, keep_cache: bool = True) -> None:
+        if req in self._active:
+            self._active.remove(req)
+        for i, s in enumerate(req.slots):
+            if i > 0 or not keep_cache:
+                self.engine.drop(s)  # forks share the prompt's cells; keep only the first slot's cache
+        with self._cv:
+            self._free.extend(req.slots)
+            req.slots = []

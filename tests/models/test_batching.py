@@ -1,0 +1,140 @@
+"""Continuous batching: concurrent requests share one decode loop (fake and real model)."""
+import threading
+import time
+
+import pytest
+
+from llmlab.errors import BusyError
+from llmlab.models.model import load_model
+from llmlab.testing.contract import GenerationContract, StructuralContract
+
+
+def fake(**kw):
+    return load_model("fake", backend="fake", ledger=False, **kw)
+
+
+def run_concurrently(fns):
+    results, errors = [None] * len(fns), []
+
+    def wrap(i, f):
+        try:
+            results[i] = f()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrap, args=(i, f)) for i, f in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_requests_match_their_solo_results():
+    m = fake(delay_s=0.002)
+    prompts = [f"prompt number {i}" for i in range(8)]
+    solo = [m.generate(p, max_new_tokens=30, seed=i).text for i, p in enumerate(prompts)]
+    together = run_concurrently([lambda p=p, i=i: m.generate(p, max_new_tokens=30, seed=i).text
+                                 for i, p in enumerate(prompts)])
+    assert together == solo
+
+
+def test_requests_are_batched_not_serialized():
+    m = fake(delay_s=0.01)  # every batched step costs 10 ms whatever its size
+    t0 = time.perf_counter()
+    m.generate("a", max_new_tokens=20, temperature=0)
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_concurrently([lambda: m.generate("a", max_new_tokens=20, temperature=0) for _ in range(6)])
+    six = time.perf_counter() - t0
+    assert six < 3 * one  # serial execution would take ~6x
+
+
+def test_scripted_replies_stay_with_their_request():
+    m = fake(replies=["first reply", "second reply", "third reply"])
+    out = run_concurrently([lambda: m.generate("same", max_new_tokens=40).text for _ in range(3)])
+    assert sorted(out) == ["first reply", "second reply", "third reply"]
+
+
+def test_closing_a_stream_cancels_and_frees_its_slots():
+    m = fake(delay_s=0.005)
+    s = m.stream("x", max_new_tokens=500, temperature=0)
+    it = iter(s)
+    next(it)
+    s.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and m.backend.scheduler.load["active"]:
+        time.sleep(0.01)
+    assert m.backend.scheduler.load == {"active": 0, "waiting": 0, "free_slots": 8}
+    assert m.generate("y", max_new_tokens=3, temperature=0).usage.completion_tokens == 3
+
+
+def test_bounded_queue_says_busy_instead_of_growing():
+    from llmlab.models.batching import Scheduler
+    from llmlab.types import GenerationParams
+
+    m = fake(delay_s=0.02)
+    m.backend.scheduler.close()
+    sched = m.backend.scheduler = Scheduler(m.backend.engine, max_waiting=2)
+    submit = lambda: sched.submit([1, 2, 3], GenerationParams(max_new_tokens=300, temperature=0),  # noqa: E731
+                                  piece=str)
+    running = []
+    for _ in range(8):  # eight fill the slots
+        running.append(submit())
+        next(running[-1])
+    waiting = [submit(), submit()]  # two may wait
+    with pytest.raises(BusyError) as e:
+        submit()
+    assert e.value.retry_after_s >= 1 and "waiting" in str(e.value)
+    for it in running:
+        it.close()  # cancelling frees slots: the waiting ones are admitted
+    assert next(waiting[0]) is not None and next(waiting[1]) is not None
+    for it in waiting:
+        it.close()
+    sched.close()
+
+
+class TestFakeContractUnderLoad(GenerationContract):
+    """The parameter contract holds for requests batched with others."""
+
+    @pytest.fixture
+    def model(self):
+        m = fake()
+        stop = threading.Event()
+
+        def background():
+            while not stop.is_set():
+                m.generate("background load", max_new_tokens=8, seed=1)
+
+        t = threading.Thread(target=background, daemon=True)
+        t.start()
+        yield m
+        stop.set()
+        t.join(10)
+
+
+@pytest.mark.slow
+class TestLlamaCppContractUnderLoad(StructuralContract):
+    """The contract on the real model while another client keeps the batch busy (see ExactContract)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def loaded(cls):
+        m = load_model("smollm2-135m", threads=1, ledger=False)
+        stop = threading.Event()
+
+        def background():
+            while not stop.is_set():
+                m.generate("Write a long story about a dragon.", max_new_tokens=16, seed=1)
+
+        t = threading.Thread(target=background, daemon=True)
+        t.start()
+        yield m
+        stop.set()
+        t.join(30)
+        m.close()
+
+    @pytest.fixture
+    def model(self, loaded):
+        return loaded
