@@ -98,8 +98,12 @@ class Model:
         assert s.completion is not None
         return s.completion
 
+    def params(self, **params: Any) -> GenerationParams:
+        """The parameters a call uses: the model's recommended defaults, then the caller's values."""
+        return GenerationParams.from_kwargs(**{**self.spec.defaults, **params})
+
     def stream(self, prompt: str, *, experiment: str | None = None, **params: Any) -> Stream:
-        p = GenerationParams.from_kwargs(**params)
+        p = self.params(**params)
         t0 = time.perf_counter()
         events = self.backend.stream(prompt, p)
         return Stream(events, lambda c: self._finish(c, t0, kind="generate", prompt=prompt, experiment=experiment))
@@ -116,7 +120,7 @@ class Model:
     def stream_chat(self, messages: str | Sequence[Message | dict], *, session: str | None = None,
                     experiment: str | None = None, **params: Any) -> Stream:
         msgs = coerce_messages(messages)
-        p = GenerationParams.from_kwargs(**params)
+        p = self.params(**params)
         t0 = time.perf_counter()
         events = self.backend.stream_chat(msgs, p)
         return Stream(events, lambda c: self._finish(c, t0, kind="chat", messages=msgs, session=session,

@@ -27,6 +27,8 @@ class BundledModel:
     license: str
     params: str
     chat_fallback: str | None = None
+    #: generation defaults recommended by the model's authors (the user's values win)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def path(self) -> Path | None:
         spec = importlib.util.find_spec(self.package)
@@ -47,6 +49,7 @@ BUNDLED: dict[str, BundledModel] = {
             languages="English only — Korean output is not usable; pull a Korean-capable model for Korean",
             license="Apache-2.0",
             params="135M",
+            defaults={"temperature": 0.2, "top_p": 0.9},  # the SmolLM2 model card's recommendation
         )
     ]
 }
@@ -68,6 +71,7 @@ class ModelSpec:
     languages: str = ""
     context_length: int | None = None
     price: tuple[float, float] | None = None  # USD per 1M (prompt, completion) tokens
+    defaults: dict[str, Any] = field(default_factory=dict)  # recommended generation parameters
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,11 +132,11 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
         m = BUNDLED[name]
         path = str(bundled_path(name))
         if backend in (None, "llamacpp"):
-            return ModelSpec(name=name, backend="llamacpp", path=path, languages=m.languages)
+            return ModelSpec(name=name, backend="llamacpp", path=path, languages=m.languages, defaults=dict(m.defaults))
         if backend == "transformers":
             return ModelSpec(name=name, backend="transformers", path=str(Path(path).parent), gguf_file=Path(path).name,
-                             languages=m.languages)
-        return ModelSpec(name=name, backend=backend, path=path, languages=m.languages)
+                             languages=m.languages, defaults=dict(m.defaults))
+        return ModelSpec(name=name, backend=backend, path=path, languages=m.languages, defaults=dict(m.defaults))
 
     # 3. local paths
     p = Path(name).expanduser()
