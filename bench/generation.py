@@ -36,8 +36,8 @@ def bench_llama_paths(threads: int, n: int, repeats: int) -> tuple[dict, dict]:
     ours, raw = {"rates": [], "tokens": []}, {"rates": [], "tokens": []}
     eng = m.backend.engine
     for _ in range(repeats):
-        eng._cached = []  # no KV reuse between repeats: the same work as the raw path
-        eng.lc.llama_memory_clear(eng.mem, True)
+        for slot in range(eng.n_slots):  # no KV reuse between repeats: the same work as the raw path
+            eng.drop(slot)
         t0 = time.perf_counter()
         c = m.generate(PROMPT, max_new_tokens=n, temperature=0)
         dt = time.perf_counter() - t0

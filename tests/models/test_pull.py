@@ -240,6 +240,17 @@ def test_offline_mode(hub, monkeypatch, tiny_gguf):
     assert r.downloaded_bytes == 0 and len(hub.requests) == n
 
 
+def test_offline_mode_finds_a_cached_transformers_repo(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    hub.add("EleutherAI/polyglot-ko-1.3b", {"config.json": b'{"model_type": "gpt_neox"}', "model.safetensors": b"s" * 2048})
+    pull("polyglot-ko-1.3b", progress=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    r = pull("polyglot-ko-1.3b", progress=False)
+    assert r.downloaded_bytes == 0 and sorted(f.file for f in r.files) == ["config.json", "model.safetensors"]
+    assert resolve("polyglot-ko-1.3b", load_settings()).backend == "transformers"
+
+
 def test_not_enough_disk_stops_before_downloading(hub, monkeypatch, tiny_gguf):
     hub.add("test-org/tiny-GGUF", {"tiny.gguf": tiny_gguf})
     monkeypatch.setattr(pull_mod, "free_bytes", lambda path: 1000)

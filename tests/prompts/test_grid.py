@@ -167,8 +167,9 @@ def test_example_grid_runs_on_the_bundled_model(ledger):
     g = load_grid(EXAMPLE)
     for v in g.param_sets:
         v["max_new_tokens"] = 8  # keep the test quick; the structure is what matters
-    res = run_grid(g, ledger=ledger, loader=default_loader(threads=1))
+    settings = load_settings(threads=1)
+    res = run_grid(g, ledger=ledger, loader=default_loader(settings))
     assert res.computed == 12
     assert all(c.output.strip() for c in res.cells)
-    again = run_grid(g, ledger=ledger, loader=default_loader(threads=1), fresh=True)
+    again = run_grid(g, ledger=ledger, loader=default_loader(settings), fresh=True)
     assert [c.output for c in again.cells] == [c.output for c in res.cells]  # seeded: reproducible

@@ -6,7 +6,7 @@ import pytest
 from llmlab.errors import InvalidParameterError
 from llmlab.rag.collection import Collection
 from llmlab.rag.ingest import ingest
-from llmlab.rag.retrieve import MODES, FusionWeights, Retriever, first_per_document, search
+from llmlab.rag.retrieve import MODES, FusionWeights, Retriever, first_per_document, fuse, search
 from llmlab.rag.types import ScoredPoint
 
 
@@ -16,7 +16,7 @@ def payload(doc, i=0):
 
 class FakeStore:
     def __init__(self, extra=None):
-        self.extra = extra or {}
+        self.extra = {"c1": payload("a"), "c2": payload("b"), "c4": payload("c"), **(extra or {})}
 
     def retrieve(self, ids, fields=None):
         return [ScoredPoint(i, 0.0, self.extra[i]) for i in ids if i in self.extra]
@@ -37,14 +37,14 @@ def test_fusion_scales_and_weighs_each_retriever():
                    ScoredPoint("w2", 2.0, {"kind": "window", "parent": "c3"}),
                    ScoredPoint("w3", 1.0, {"kind": "window", "parent": "c2"})],
     }
-    hits = r._fuse(results, k=10)
+    hits = fuse(results, r.weights, r.collection.store, k=10)
     scores = {h.id: round(h.score, 4) for h in hits}
     assert scores == {"c2": round(0.4 * 0.5 + 0.3 * 1.0 + 0.3 * 1.0, 4), "c1": round(0.4 * 1.0 + 0.3 * 0.5, 4),
                       "c3": round(0.3 * 0.5, 4), "c4": 0.0}
     assert [h.id for h in hits][:2] == ["c2", "c1"]
     c2 = hits[0]
     assert c2.scores == {"bm25": 5.0, "window": 4.0, "dense": 0.9}  # raw scores, for display
-    assert hits[2].chunk.doc_id == "z"  # a window-only parent's payload was fetched
+    assert hits[2].chunk.doc_id == "z"  # a chunk found only through a window
 
 
 def test_modes_and_validation():

@@ -1,7 +1,6 @@
 """``llmlab prompt``: list, show and run templates; run an experiment grid."""
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -145,10 +144,10 @@ def grid(grid_file: str, html_path: str | None, fresh: bool, threads: int | None
     from ..prompts.grid import default_loader, expand, load_grid, run_grid
     from ..prompts.report import html_report, text_table
 
-    settings = common.get_settings()
+    settings = common.get_settings(threads=threads)  # the local backends read their thread count from settings
     g = load_grid(grid_file)
     ledger = Ledger(settings.ledger_path) if settings.ledger else None
-    loader = default_loader(settings, **({"threads": threads} if threads else {}))
+    loader = default_loader(settings)
     total = len(expand(g))
     with _progress(total) as bar:
         def progress(done, n, cell):

@@ -1,7 +1,7 @@
 """Will this model fit this machine? Memory estimates made before anything is loaded.
 
-:func:`estimate_fit` reads metadata only — GGUF headers (``gguf.GGUFReader``), ``config.json``
-plus safetensors headers, or a curated catalog entry — and adds up what the runtime will
+:func:`estimate_fit` reads metadata only — GGUF headers (with the ``gguf`` package's type
+tables), ``config.json`` plus safetensors headers, or a curated catalog entry — and adds up what the runtime will
 allocate: weights, KV cache, compute buffers and runtime overhead for inference; trainable
 weights, gradients, AdamW states and activations for fine-tuning. Every formula is written
 next to the helper that applies it, and docs/models.md explains them for learners.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, load_settings
-from ..errors import InvalidParameterError, ModelNotFoundError
+from ..errors import InvalidParameterError, MissingDependencyError, ModelNotFoundError
 
 GiB = 1024**3
 MiB = 1024**2
@@ -244,65 +244,137 @@ def _gpu_device_present() -> bool:
 
 
 # -- reading shapes from metadata --------------------------------------------------------------
+def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, list[int], int, int]]]:
+    """Metadata and tensor infos (name, shape, ggml type, bytes) from a GGUF header.
+
+    ``gguf.GGUFReader`` turns every vocabulary string into numpy views, which takes seconds
+    for a 150k-token vocabulary; this reads the same header with ``struct`` and the ``gguf``
+    package's type tables, skipping the long arrays (their length is kept instead).
+    """
+    import mmap
+
+    GGML_QUANT_SIZES, GGMLQuantizationType = _gguf_types()
+
+    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != b"GGUF":
+            raise ModelNotFoundError(f"{path} is not a GGUF file (bad magic)")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        if version < 2:
+            raise ModelNotFoundError(f"{path}: GGUF version {version} is too old")
+        off = 24
+
+        def string() -> str:
+            nonlocal off
+            (n,) = struct.unpack_from("<Q", buf, off)
+            off += 8 + n
+            return bytes(buf[off - n:off]).decode("utf-8", "replace")
+
+        def value(vtype: int, keep: bool = True) -> Any:
+            nonlocal off
+            if vtype == 8:
+                return string()
+            if vtype == 9:
+                itype, count = struct.unpack_from("<IQ", buf, off)
+                off += 12
+                if itype in scalar and (count > 64 or not keep):
+                    off += struct.calcsize(scalar[itype]) * count
+                    return ArrayLength(count)
+                if count > 64:  # long string arrays (vocabulary, merges): walk past them
+                    for _ in range(count):
+                        (n,) = struct.unpack_from("<Q", buf, off)
+                        off += 8 + n
+                    return ArrayLength(count)
+                return [value(itype) for _ in range(count)]
+            fmt = scalar[vtype]
+            (v,) = struct.unpack_from(fmt, buf, off)
+            off += struct.calcsize(fmt)
+            return v
+
+        meta: dict[str, Any] = {}
+        for _ in range(n_kv):
+            key = string()
+            (vtype,) = struct.unpack_from("<I", buf, off)
+            off += 4
+            meta[key] = value(vtype)
+        tensors = []
+        for _ in range(n_tensors):
+            name = string()
+            (n_dims,) = struct.unpack_from("<I", buf, off)
+            dims = list(struct.unpack_from(f"<{n_dims}Q", buf, off + 4))
+            off += 4 + 8 * n_dims
+            ttype, _data_off = struct.unpack_from("<IQ", buf, off)
+            off += 12
+            n = 1
+            for d in dims:
+                n *= d
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+            tensors.append((name, dims, ttype, n // block * size))
+    return meta, tensors
+
+
+def _gguf_types():
+    try:
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    except ImportError as e:
+        raise MissingDependencyError("gguf", extra="hf", purpose="reading GGUF headers") from e
+    return GGML_QUANT_SIZES, GGMLQuantizationType
+
+
+class ArrayLength(int):
+    """A long GGUF array that was skipped; its value is the number of items."""
+
+
 def shape_from_gguf(path: str | Path, name: str | None = None) -> ModelShape:
     """Architecture and exact tensor sizes from a GGUF file's header (tensor data is not read)."""
-    from gguf import GGUFReader
-
+    _, GGMLQuantizationType = _gguf_types()
     path = Path(path)
     try:
-        r = GGUFReader(path)
-    except Exception as e:
+        meta, tensors = read_gguf_header(path)
+    except (OSError, struct.error, ValueError, KeyError, UnicodeDecodeError) as e:
         raise ModelNotFoundError(f"{path} is not a readable GGUF file: {e}") from None
-
-    def field_value(key: str, default: Any = None) -> Any:
-        f = r.fields.get(key)
-        if f is None:
-            return default
-        try:
-            return f.contents()
-        except Exception:  # pragma: no cover - malformed field
-            return default
-
-    arch = field_value("general.architecture", "llama")
+    arch = str(meta.get("general.architecture", "llama"))
 
     def hp(key: str, default: Any = None) -> Any:
-        v = field_value(f"{arch}.{key}", default)
+        v = meta.get(f"{arch}.{key}", default)
         if isinstance(v, list):  # per-layer arrays (e.g. head_count_kv): take the largest
             v = max(v) if v else default
         return v
 
-    n_layers = int(hp("block_count", 0))
     hidden = int(hp("embedding_length", 0))
     n_heads = int(hp("attention.head_count", 1)) or 1
     n_kv = int(hp("attention.head_count_kv", n_heads) or n_heads)
     head_dim = int(hp("attention.key_length", hidden // n_heads if n_heads else 0))
-    head_dim_v = int(hp("attention.value_length", head_dim))
-    tokens = r.fields.get("tokenizer.ggml.tokens")
-    vocab = int(hp("vocab_size", 0) or (len(tokens.data) if tokens is not None else 0))
+    n_layers = int(hp("block_count", 0))
+    vocab = int(hp("vocab_size", 0) or meta.get("tokenizer.ggml.tokens", 0) or 0)
     emb = out = total = nbytes = 0
     gated = False
     types: dict[str, int] = {}
-    for t in r.tensors:
-        n, b = int(t.n_elements), int(t.n_bytes)
+    for tname, dims, ttype, b in tensors:
+        n = 1
+        for d in dims:
+            n *= d
         total += n
         nbytes += b
-        if t.name == "token_embd.weight":
+        if tname == "token_embd.weight":
             emb += n
-        elif t.name == "output.weight":
+        elif tname == "output.weight":
             out += n
-        elif t.name.endswith("ffn_gate.weight"):
+        elif tname.endswith("ffn_gate.weight"):
             gated = True
-        if len(t.shape) >= 2:
-            types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + b
+        if len(dims) >= 2:
+            tn = GGMLQuantizationType(ttype).name
+            types[tn] = types.get(tn, 0) + b
     main_type = max(types, key=types.get) if types else "?"
     swa = hp("attention.sliding_window", None)
-    n_swa = _swa_layers(arch, n_layers) if swa else 0
     return ModelShape(
-        name=name or path.name, arch=str(arch), n_params=total, n_layers=n_layers, hidden=hidden, n_heads=n_heads,
-        n_kv_heads=n_kv, head_dim=head_dim, head_dim_v=head_dim_v, n_ff=int(hp("feed_forward_length", 0) or 0),
-        vocab=vocab, context_length=int(hp("context_length", DEFAULT_MAX_CTX)), embedding_params=emb,
-        output_params=out, gated_mlp=gated, sliding_window=int(swa) if swa else None, n_swa_layers=n_swa,
-        weight_bytes=nbytes, weight_format=f"gguf {main_type}", path=str(path),
+        name=name or path.name, arch=arch, n_params=total, n_layers=n_layers, hidden=hidden, n_heads=n_heads,
+        n_kv_heads=n_kv, head_dim=head_dim, head_dim_v=int(hp("attention.value_length", head_dim)),
+        n_ff=int(hp("feed_forward_length", 0) or 0), vocab=vocab,
+        context_length=int(hp("context_length", DEFAULT_MAX_CTX)), embedding_params=emb, output_params=out,
+        gated_mlp=gated, sliding_window=int(swa) if swa else None,
+        n_swa_layers=_swa_layers(arch, n_layers) if swa else 0, weight_bytes=nbytes,
+        weight_format=f"gguf {main_type}", path=str(path),
     )
 
 

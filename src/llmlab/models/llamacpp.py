@@ -205,6 +205,7 @@ class LlamaCppBackend(LocalBackend):
     """GGUF models through llama.cpp (the CPU default)."""
 
     name = "llamacpp"
+    supports_json_schema = True  # decoding is constrained by llama.cpp's grammar sampler
     OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting"}
 
     def __init__(self, spec: ModelSpec, *, n_ctx: int | None = None, threads: int | None = None, n_batch: int = 512,

@@ -283,6 +283,11 @@ def _fit_before(plan: PullPlan, settings) -> dict[str, Any] | None:
 def _offline_result(plan: PullPlan, hub: _Hub, t0: float, fit) -> PullResult:
     """HF_HUB_OFFLINE=1: succeed only when everything is already cached."""
     local = None
+    if not plan.files:  # a whole repo: any snapshot that holds a model counts
+        snap = next((s for s in catalog.snapshots(plan.repo_id)
+                     if (s / "config.json").exists() or any(s.glob("*.gguf"))), None)
+        if snap is not None:
+            plan.files = sorted(f.name for f in snap.iterdir() if f.is_file())
     if plan.files:
         paths = [catalog.cached_file(plan.repo_id, f) for f in plan.files]
         if all(paths):
@@ -293,7 +298,8 @@ def _offline_result(plan: PullPlan, hub: _Hub, t0: float, fit) -> PullResult:
             f"({hub.cache}). Unset HF_HUB_OFFLINE to download; models already pulled keep working offline.")
     files = [FileResult(file=f, bytes=p.stat().st_size, sha256=None, path=str(p), downloaded=False)
              for f, p in zip(plan.files, local)]
-    return PullResult(model=plan.model_name, repo_id=plan.repo_id, commit=None, files=files, path=files[0].path,
+    path = files[0].path if plan.kind == "gguf" else str(Path(files[0].path).parent)
+    return PullResult(model=plan.model_name, repo_id=plan.repo_id, commit=None, files=files, path=path,
                       downloaded_bytes=0, elapsed_s=round(time.perf_counter() - t0, 3), fit=fit,
                       catalog=plan.entry.name if plan.entry else None, notes=["offline: already in the cache"])
 

@@ -149,9 +149,7 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
 
         local = resolve_name(name, backend)
         if local is not None:
-            spec = _spec_for_path(name, local, backend)
-            spec.name = name
-            return spec
+            return _spec_for_path(name, local, backend)
 
     # 4. Hugging Face repo ids in the local cache (optionally REPO:FILE for a GGUF file)
     repo, _, file = name.partition(":")

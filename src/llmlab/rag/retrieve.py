@@ -18,6 +18,8 @@ from .lexical import query_vector
 from .stores import DENSE, SPARSE, WINDOW
 from .types import Chunk, Hit, ScoredPoint, VectorQuery
 
+_ID_FIELDS = ("parent",)  # candidates need only their window's parent; winners' payloads come after
+
 
 @dataclass(frozen=True)
 class FusionWeights:
@@ -42,18 +44,18 @@ MODES: dict[str, FusionWeights] = {
 }
 
 
-def _scale_max(points: list[ScoredPoint]) -> dict[str, float]:
-    top = max((p.score for p in points), default=0.0)
-    return {p.id: p.score / top for p in points} if top > 0 else {}
+def _scale_max(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values(), default=0.0)
+    return {i: s / top for i, s in scores.items()} if top > 0 else {}
 
 
-def _scale_minmax(points: list[ScoredPoint]) -> dict[str, float]:
-    if not points:
+def _scale_minmax(scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
         return {}
-    lo, hi = min(p.score for p in points), max(p.score for p in points)
+    lo, hi = min(scores.values()), max(scores.values())
     if hi - lo < 1e-9:
-        return {p.id: 1.0 for p in points}
-    return {p.id: (p.score - lo) / (hi - lo) for p in points}
+        return {i: 1.0 for i in scores}
+    return {i: (s - lo) / (hi - lo) for i, s in scores.items()}
 
 
 class Retriever:
@@ -89,37 +91,8 @@ class Retriever:
         if w.dense > 0:
             queries.append(VectorQuery(DENSE, coll.embedder.embed_query(query).tolist(), n))
             kinds.append("dense")
-        results = dict(zip(kinds, coll.store.query(queries))) if queries else {}
-        return self._fuse(results, k)
-
-    def _fuse(self, results: dict[str, list[ScoredPoint]], k: int) -> list[Hit]:
-        w = self.weights
-        payloads: dict[str, dict[str, Any]] = {}
-        raw: dict[str, dict[str, float]] = {"bm25": {}, "window": {}, "dense": {}}
-        for kind in ("bm25", "dense"):
-            for p in results.get(kind, []):
-                payloads[p.id] = p.payload
-                raw[kind][p.id] = p.score
-        scaled = {"bm25": _scale_max(results.get("bm25", [])), "dense": _scale_minmax(results.get("dense", []))}
-        window_best: dict[str, float] = {}
-        for p in results.get("window", []):  # a chunk counts its best-matching window
-            parent = p.payload.get("parent")
-            if parent and p.score > window_best.get(parent, 0.0):
-                window_best[parent] = p.score
-        top = max(window_best.values(), default=0.0)
-        scaled["window"] = {cid: s / top for cid, s in window_best.items()} if top > 0 else {}
-        raw["window"] = window_best
-        missing = [cid for cid in window_best if cid not in payloads]
-        for p in self.collection.store.retrieve(missing):
-            payloads[p.id] = p.payload
-        fused = []
-        for cid, payload in payloads.items():
-            score = (w.bm25 * scaled["bm25"].get(cid, 0.0) + w.window * scaled["window"].get(cid, 0.0)
-                     + w.dense * scaled["dense"].get(cid, 0.0))
-            scores = {kind: raw[kind][cid] for kind in raw if cid in raw[kind]}
-            fused.append(Hit(id=cid, score=score, chunk=Chunk.from_payload(payload), scores=scores))
-        fused.sort(key=lambda h: (-h.score, h.chunk.doc_id, h.chunk.index))
-        return fused[:k]
+        results = dict(zip(kinds, coll.store.query(queries, fields=_ID_FIELDS))) if queries else {}
+        return fuse(results, self.weights, self.collection.store, k)
 
     def rank(self, query: str, n_docs: int) -> list[Hit]:
         """Ranked chunks, as many as it takes to cover ``n_docs`` distinct documents (or all)."""
@@ -134,6 +107,34 @@ class Retriever:
     def search_documents(self, query: str, n_docs: int) -> list[Hit]:
         """The best chunk of each of the ``n_docs`` best documents, in rank order."""
         return first_per_document(self.rank(query, n_docs))[:n_docs]
+
+
+def fuse(results: dict[str, list[ScoredPoint]], weights: FusionWeights, store: Any, k: int) -> list[Hit]:
+    """Fuse per-retriever results (``bm25``, ``window``, ``dense``) into the ``k`` best chunks.
+
+    Scores are fused by point id; only the ``k`` winners' payloads are then read from
+    ``store`` — cheaper than shipping every candidate's text.
+    """
+    w = weights
+    raw: dict[str, dict[str, float]] = {
+        "bm25": {p.id: p.score for p in results.get("bm25", [])},
+        "dense": {p.id: p.score for p in results.get("dense", [])},
+        "window": {},
+    }
+    for p in results.get("window", []):  # a chunk counts its best-matching window
+        parent = p.payload.get("parent")
+        if parent and p.score > raw["window"].get(parent, 0.0):
+            raw["window"][parent] = p.score
+    scaled = {"bm25": _scale_max(raw["bm25"]), "window": _scale_max(raw["window"]),
+              "dense": _scale_minmax(raw["dense"])}
+    fused = {cid: w.bm25 * scaled["bm25"].get(cid, 0.0) + w.window * scaled["window"].get(cid, 0.0)
+             + w.dense * scaled["dense"].get(cid, 0.0)
+             for cid in set(raw["bm25"]) | set(raw["window"]) | set(raw["dense"])}
+    top = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
+    payloads = {p.id: p.payload for p in store.retrieve(top)}
+    return [Hit(id=cid, score=fused[cid], chunk=Chunk.from_payload(payloads[cid]),
+                scores={kind: raw[kind][cid] for kind in raw if cid in raw[kind]})
+            for cid in top if cid in payloads]
 
 
 def first_per_document(hits: list[Hit]) -> list[Hit]:

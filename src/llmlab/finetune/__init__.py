@@ -1,0 +1,8 @@
+"""Fine-tuning on your own data: load and lint a dataset, train LoRA / QLoRA / full, then
+merge, export to GGUF and compare with the base model.
+
+Modules: :mod:`.data` (formats, loading), :mod:`.formatting` (chat template + loss mask),
+:mod:`.lint` (``llmlab data check``), :mod:`.config` / :mod:`.train` (``llmlab finetune``),
+:mod:`.runcard`, :mod:`.merge`, :mod:`.export` / :mod:`.gguf_lora`, :mod:`.compare`.
+Importing this package imports neither torch nor transformers.
+"""

