@@ -73,13 +73,14 @@ def ingest(paths, collection, embedder, store, url, chunk_tokens, overlap_tokens
 @COLLECTION
 @click.option("-k", "--k", "k", type=int, default=5, show_default=True, help="Chunks to return.")
 @click.option("--mode", default="hybrid", show_default=True, help="hybrid, bm25, dense or lexical.")
+@click.option("--rerank", default=None, help="Rerank the top candidates: cross:NAME_OR_PATH or llm:MODEL.")
 @json_option
 @handle_errors
-def search(query, collection, k, mode, as_json):
+def search(query, collection, k, mode, rerank, as_json):
     """Ranked chunks for QUERY, with scores, source and page."""
     from ..rag.retrieve import search as run
 
-    hits = run(query, collection, k, mode=mode, settings=get_settings())
+    hits = run(query, collection, k, mode=mode, rerank=rerank, settings=get_settings())
     if as_json:
         emit_json({"query": query, "collection": collection, "hits": [h.to_dict() for h in hits]})
         return
@@ -132,9 +133,10 @@ def ask(question, collection, model, backend, k, max_new_tokens, as_json):
 @click.option("--limit", type=int, default=None, help="Only the first N questions.")
 @click.option("--answer", "with_answers", is_flag=True, help="Also generate answers: exact match, F1, citation accuracy.")
 @click.option("-m", "--model", default=None, help="Model for --answer.")
+@click.option("--rerank", default=None, help="Rerank the top candidates: cross:NAME_OR_PATH or llm:MODEL.")
 @json_option
 @handle_errors
-def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, model, as_json):
+def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, model, rerank, as_json):
     """Retrieval recall@1/5/10, MRR@10 and answer-in-context on labelled questions."""
     from tqdm import tqdm
 
@@ -147,10 +149,15 @@ def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, mod
         from ..models.model import load_model
 
         m = load_model(model, settings=settings)
+    reranker = None
+    if rerank:
+        from ..rag.rerank import load_reranker
+
+        reranker = load_reranker(rerank)
     bar = tqdm(total=len(qs), desc="eval", unit=" q", file=sys.stderr, disable=None)
     try:
         result = evaluate(qs, collection, k=k, context_k=context_k, mode=mode, settings=settings, answer_model=m,
-                          on_progress=lambda i, n: bar.update(1))
+                          reranker=reranker, on_progress=lambda i, n: bar.update(1))
     finally:
         bar.close()
         if m is not None:

@@ -99,7 +99,7 @@ class EvalResult:
 
 def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_COLLECTION, *, k: int = 10,
              context_k: int = 5, mode: str = "hybrid", settings=None, limit: int | None = None,
-             answer_model: Any = None, answer_k: int = 5, max_new_tokens: int = 64,
+             answer_model: Any = None, answer_k: int = 5, max_new_tokens: int = 64, reranker: Any = None,
              on_progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Evaluate retrieval on ``questions``; with ``answer_model`` (a loaded Model) also answers."""
     if k < 1:
@@ -109,7 +109,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
     sums: Counter[str] = Counter()
     failures = []
     with Collection.open(collection, settings=settings) as coll:
-        retriever = Retriever(coll, mode)
+        retriever = Retriever(coll, mode, reranker=reranker)
         for i, q in enumerate(qs, start=1):
             hits = retriever.rank(q.question, k)
             ranked = [h.chunk.doc_id for h in first_per_document(hits)][:k]
@@ -135,5 +135,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
                 on_progress(i, len(qs))
     n = len(qs)
     metrics = {key: round(v / n, 4) for key, v in sums.items()}
+    if reranker is not None:
+        mode = f"{mode}+{reranker.name}"
     return EvalResult(n=n, metrics=metrics, collection=collection, mode=mode, k=k,
                       seconds=time.perf_counter() - t0, failures=failures)

@@ -61,8 +61,11 @@ def _scale_minmax(scores: dict[str, float]) -> dict[str, float]:
 class Retriever:
     """Searches one open collection (keeps the embedder and tokenizer loaded between queries)."""
 
-    def __init__(self, collection: Collection, weights: FusionWeights | str = "hybrid"):
+    def __init__(self, collection: Collection, weights: FusionWeights | str = "hybrid", *, reranker: Any = None,
+                 rerank_candidates: int = 20):
         self.collection = collection
+        self.reranker = reranker  # a llmlab.rag.rerank.Reranker, applied to the top fused candidates
+        self.rerank_candidates = rerank_candidates
         if isinstance(weights, str):
             if weights not in MODES:
                 raise InvalidParameterError(f"unknown retrieval mode {weights!r}; valid: {', '.join(MODES)}")
@@ -92,7 +95,13 @@ class Retriever:
             queries.append(VectorQuery(DENSE, coll.embedder.embed_query(query).tolist(), n))
             kinds.append("dense")
         results = dict(zip(kinds, coll.store.query(queries, fields=_ID_FIELDS))) if queries else {}
-        return fuse(results, self.weights, self.collection.store, k)
+        if self.reranker is None:
+            return fuse(results, self.weights, coll.store, k)
+        from .rerank import rerank
+
+        top = fuse(results, self.weights, coll.store, max(k, self.rerank_candidates))
+        head = rerank(self.reranker, query, top[:self.rerank_candidates])
+        return (head + top[self.rerank_candidates:])[:k]
 
     def rank(self, query: str, n_docs: int) -> list[Hit]:
         """Ranked chunks, as many as it takes to cover ``n_docs`` distinct documents (or all)."""
@@ -145,7 +154,15 @@ def first_per_document(hits: list[Hit]) -> list[Hit]:
 
 
 def search(query: str, collection: str = DEFAULT_COLLECTION, k: int = 5, *, mode: str = "hybrid",
-           settings=None) -> list[Hit]:
-    """Search a collection by name (opens and closes it; use :class:`Retriever` for many queries)."""
+           rerank: str | None = None, settings=None) -> list[Hit]:
+    """Search a collection by name (opens and closes it; use :class:`Retriever` for many queries).
+
+    ``rerank`` names a reranker (``cross:NAME``, ``llm:MODEL``) for the top candidates.
+    """
+    reranker = None
+    if rerank:
+        from .rerank import load_reranker
+
+        reranker = load_reranker(rerank)
     with Collection.open(collection, settings=settings) as coll:
-        return Retriever(coll, mode).search(query, k)
+        return Retriever(coll, mode, reranker=reranker).search(query, k)

@@ -98,6 +98,7 @@ def test_docx_paragraphs_headings_and_tables(tmp_path):
 def test_pdf_pages_are_kept(shared_data):
     [doc] = docs_of(shared_data / "ko_docs" / "pdf" / "labor_standards_act.pdf")
     assert doc.meta["pages"] == 28
+    assert doc.title == "근로기준법"  # the running header, not the "법제처 1 국가법령정보센터" footer
     at = doc.text.index("15일의 유급휴가")
     assert doc.page_at(at) == 18
     assert "제60조(연차 유급휴가)" in doc.section_at(at)

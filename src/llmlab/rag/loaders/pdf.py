@@ -6,6 +6,8 @@ is reported, since it needs OCR first.
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +17,21 @@ from . import file_doc_id
 from .structure import first_line_title, statute_sections
 
 log = logging.getLogger(__name__)
+
+
+def running_title(pages: list[str]) -> str:
+    """A header line (without digits) repeated on most pages — e.g. the statute name."""
+    if len(pages) < 3:
+        return ""
+    counts: Counter[str] = Counter()
+    first_seen: dict[str, int] = {}
+    for page in pages:
+        lines = [" ".join(line.split()) for line in page.splitlines() if line.strip()]
+        for line in set(lines[:3]):
+            counts[line] += 1
+            first_seen.setdefault(line, len(first_seen))
+    repeated = [line for line, n in counts.items() if n >= 0.6 * len(pages) and not re.search(r"\d", line)]
+    return min(repeated, key=first_seen.__getitem__)[:120] if repeated else ""
 
 
 def load_pdf(path: Path) -> Iterator[Document]:
@@ -41,6 +58,6 @@ def load_pdf(path: Path) -> Iterator[Document]:
         parts.append(t)
         offset += len(t) + 2
     text = "\n\n".join(parts)
-    title = str(meta_title).strip() or first_line_title(text) or path.stem
+    title = str(meta_title).strip() or running_title(texts) or first_line_title(text) or path.stem
     yield Document(id=file_doc_id(path), source=file_doc_id(path), text=text, title=title, pages=pages,
                    sections=statute_sections(text), meta={"format": "pdf", "pages": len(texts)})
