@@ -74,7 +74,7 @@ def test_bounded_queue_says_busy_instead_of_growing():
     from llmlab.models.batching import Scheduler
     from llmlab.types import GenerationParams
 
-    m = fake(delay_s=0.02)
+    m = fake(delay_s=0.02, context_length=4096)  # room for eight 300-token requests
     m.backend.scheduler.close()
     sched = m.backend.scheduler = Scheduler(m.backend.engine, max_waiting=2)
     submit = lambda: sched.submit([1, 2, 3], GenerationParams(max_new_tokens=300, temperature=0),  # noqa: E731
@@ -93,6 +93,13 @@ def test_bounded_queue_says_busy_instead_of_growing():
     for it in waiting:
         it.close()
     sched.close()
+
+
+def test_requests_wait_for_kv_cells_instead_of_overflowing():
+    m = fake(delay_s=0.002, context_length=256)  # room for one 150-token request at a time
+    out = run_concurrently([lambda: m.generate("q", max_new_tokens=150, temperature=0).usage.completion_tokens
+                            for _ in range(3)])
+    assert out == [150, 150, 150]
 
 
 class TestFakeContractUnderLoad(GenerationContract):

@@ -27,7 +27,7 @@ class FusionWeights:
 
     bm25: float = 0.4  # chunk-level BM25
     window: float = 0.3  # best sentence-window BM25 inside the chunk
-    dense: float = 0.30  # e5 cosine
+    dense: float = 0.3  # e5 cosine
     candidates: int = 50  # per retriever
 
     def __post_init__(self):

@@ -29,7 +29,7 @@ def presented_key(request: Request) -> str | None:
 
 async def api_key(request: Request, _doc: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> str:
     """FastAPI dependency: the caller's key id, or 401."""
-    settings = request.app.state.lab.settings
+    settings = request.app.state.lab.server
     if not settings.auth_required:
         return ANONYMOUS
     presented = presented_key(request)

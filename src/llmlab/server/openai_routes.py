@@ -254,7 +254,7 @@ async def respond(gen: Generation, stream: bool, events: Any, build: Any) -> Any
 async def health(request: Request) -> dict[str, Any]:
     """Readiness: the server answers, and which models are loaded (with their scheduler load)."""
     lab = lab_state(request)
-    return {"status": "ok", "version": __version__, "models": lab.pool.loaded(), "auth": lab.settings.auth_required,
+    return {"status": "ok", "version": __version__, "models": lab.pool.loaded(), "auth": lab.server.auth_required,
             "in_flight": lab.admission.in_flight}
 
 
@@ -262,11 +262,11 @@ def _cards(lab: LabState) -> list[dict[str, Any]]:
     from ..models.spec import BUNDLED
 
     loaded = {m["name"]: m for m in lab.pool.loaded()}
-    names = list(dict.fromkeys([*loaded, *lab.settings.models, *BUNDLED, *(a.name for a in lab.core.api_models)]))
+    names = list(dict.fromkeys([*loaded, *lab.server.models, *BUNDLED, *(a.name for a in lab.settings.api_models)]))
     cards = [{"id": n, "backend": loaded[n]["backend"] if n in loaded else None, "loaded": n in loaded,
               "kind": "generation"} for n in names]
     cards += [{"id": e, "backend": "embedder", "loaded": e in lab._embedders, "kind": "embedding"}
-              for e in lab.settings.embedding_models]
+              for e in lab.server.embedding_models]
     return cards
 
 
@@ -294,8 +294,8 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
 async def chat_completions(req: ChatCompletionRequest, request: Request, key: str = Depends(api_key)) -> Any:
     """Chat with a model (its own chat template); ``stream=true`` for server-sent events."""
     lab = lab_state(request)
-    messages = to_messages(req.messages, lab.settings.max_messages)
-    params = generation_params(req, lab.settings, chat=True)
+    messages = to_messages(req.messages, lab.server.max_messages)
+    params = generation_params(req, lab.server, chat=True)
     gen = await lab.generation(req.model, key, lambda m: m.stream_chat(messages, **params))
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -308,7 +308,7 @@ async def completions(req: CompletionRequest, request: Request, key: str = Depen
     """Plain completion of a prompt (no chat template)."""
     lab = lab_state(request)
     prompt = completion_prompt(req)
-    params = generation_params(req, lab.settings, chat=False)
+    params = generation_params(req, lab.server, chat=False)
     gen = await lab.generation(req.model, key, lambda m: m.stream(prompt, **params))
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = prompt if req.echo else ""
@@ -324,16 +324,16 @@ async def embeddings(req: EmbeddingRequest, request: Request) -> dict[str, Any]:
     ``input_type`` (an extension: ``"document"``, the default, or ``"query"``) picks e5's role prefix.
     """
     lab = lab_state(request)
-    if req.model not in lab.settings.embedding_models:
+    if req.model not in lab.server.embedding_models:
         raise ModelNotFoundError(f"unknown embedding model {req.model!r}; this server serves: "
-                                 f"{', '.join(lab.settings.embedding_models)}")
+                                 f"{', '.join(lab.server.embedding_models)}")
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     if not texts:
         _invalid("input", "give at least one text")
     if not all(isinstance(t, str) for t in texts):
         _refuse("input", "token arrays are not supported; send text")
-    if len(texts) > lab.settings.max_embedding_inputs:
-        _invalid("input", f"{len(texts)} texts; this server embeds at most {lab.settings.max_embedding_inputs} "
+    if len(texts) > lab.server.max_embedding_inputs:
+        _invalid("input", f"{len(texts)} texts; this server embeds at most {lab.server.max_embedding_inputs} "
                           "per request")
     role = (req.model_extra or {}).get("input_type", "document")
     if role not in ("document", "query"):

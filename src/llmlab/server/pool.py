@@ -147,6 +147,19 @@ class ModelPool:
             e = self._entries.get(name)
         return e.model if e is not None else None
 
+    def unload(self, name: str) -> bool:
+        """Close a loaded model now; False when it was not loaded, BusyError while requests use it."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                return False
+            if entry.users:
+                raise BusyError(f"model {name!r} is answering {entry.users} request(s); unload it when idle",
+                                retry_after_s=5)
+            del self._entries[name]
+        entry.model.close()
+        return True
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

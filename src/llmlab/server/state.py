@@ -10,10 +10,11 @@ cost and give everything back exactly once.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..config import Settings
 from ..guard.budget import CostGuard
@@ -89,18 +90,22 @@ class Generation:
 
 
 class LabState:
-    """Everything a running server holds; created by :func:`~llmlab.server.app.create_app`."""
+    """Everything a running server holds; created by :func:`~llmlab.server.app.create_app`.
 
-    def __init__(self, settings: ServerSettings, core: Settings, pool: ModelPool):
+    It is also the web UI's ``Lab`` (``settings``, ``ledger()``, ``use(name)``, ``loaded()``,
+    ``unload(name)``), so the UI and the API share loaded models and the PII guard.
+    """
+
+    def __init__(self, server: ServerSettings, settings: Settings, pool: ModelPool):
+        self.server = server
         self.settings = settings
-        self.core = core
         self.pool = pool
         # one thread per stream being read, plus room for blocking calls (tasks, loading, ledger)
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_requests + 16, thread_name_prefix="llmlab-serve")
-        self.admission = Admission(settings.max_concurrent_requests)
-        self.cost_guard = CostGuard(core.home / "server" / "spend.db", settings.daily_budget_usd)
-        self.jobs = JobManager(settings.max_jobs)
+            max_workers=server.max_concurrent_requests + 16, thread_name_prefix="llmlab-serve")
+        self.admission = Admission(server.max_concurrent_requests)
+        self.cost_guard = CostGuard(settings.home / "server" / "spend.db", server.daily_budget_usd)
+        self.jobs = JobManager(server.max_jobs)
         self._embedders: dict[str, Any] = {}
         self._embedder_lock = threading.Lock()
         self._ledger: Any = None
@@ -110,7 +115,7 @@ class LabState:
         return await run_blocking(self.executor, fn, *args)
 
     def guard(self, model: Any) -> GuardedModel:
-        return GuardedModel(model, self.settings.pii_policy_for(model.backend.name))
+        return GuardedModel(model, self.server.pii_policy_for(model.backend.name))
 
     def paid(self, model: Any) -> bool:
         from ..models import pricing
@@ -180,13 +185,32 @@ class LabState:
                 e = self._embedders[spec] = _SerializedEmbedder(load_embedder(spec))
             return e
 
-    @property
     def ledger(self) -> Any:
-        if self._ledger is None:
-            from ..ledger import Ledger
+        """The run ledger, or None when recording is off."""
+        if not self.settings.ledger:
+            return None
+        with self._embedder_lock:
+            if self._ledger is None:
+                from ..ledger import Ledger
 
-            self._ledger = Ledger(self.core.ledger_path)
-        return self._ledger
+                self._ledger = Ledger(self.settings.ledger_path)
+            return self._ledger
+
+    # -- the web UI's Lab seam ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def use(self, name: str | None) -> Iterator[GuardedModel]:
+        """A pooled model behind the PII guard, for the ``with`` block (loads on first use)."""
+        lease = self.pool.acquire(name or self.settings.default_model)
+        try:
+            yield self.guard(lease.model)
+        finally:
+            lease.release()
+
+    def loaded(self) -> list[dict[str, Any]]:
+        return self.pool.loaded()
+
+    def unload(self, name: str) -> bool:
+        return self.pool.unload(name)
 
     def close(self) -> None:
         self.jobs.shutdown()

@@ -19,7 +19,7 @@ import concurrent.futures
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -137,8 +137,10 @@ class SSEResponse(Response):
 
     def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None] | None = None,
                  headers: dict[str, str] | None = None):
-        super().__init__(content=None, status_code=200, headers={
-            "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
+        # no Response.__init__: it would declare Content-Length: 0 for the empty body
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
         self.events = events
         self.on_close = on_close
         self._closed = False
@@ -183,8 +185,3 @@ class SSEResponse(Response):
             exc = pump_task.exception()
             if not isinstance(exc, OSError):  # a vanished client is not an error
                 log.error("streaming failed: %s", exc)
-
-
-async def iterate(items: Iterable[Any]) -> AsyncIterator[Any]:
-    for x in items:
-        yield x

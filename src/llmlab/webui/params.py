@@ -50,33 +50,49 @@ HELP = {
 }
 
 
-def controls(max_new_tokens: int | None = None) -> list[Any]:
-    """Create the controls (inside the current Gradio layout) in :data:`NAMES` order."""
+def controls(max_new_tokens: int | None = None, prefix: str = "param") -> list[Any]:
+    """Create the controls (inside the current Gradio layout) in :data:`NAMES` order.
+
+    Each gets the element id ``{prefix}-{name}`` (what browser tests and custom CSS address).
+    """
     import gradio as gr
 
     d = GenerationParams()
     first = max_new_tokens or d.DEFAULT_MAX_NEW_TOKENS
+
+    def kw(name: str) -> dict[str, str]:
+        return {"label": name, "elem_id": f"{prefix}-{name}", "info": HELP[name]}
+
     c = [
-        gr.Slider(1, 4096, value=first, step=1, label="max_new_tokens", info=HELP["max_new_tokens"]),
-        gr.Number(value=0, precision=0, minimum=0, label="max_length", info=HELP["max_length"]),
-        gr.Slider(0.0, 2.0, value=d.temperature, step=0.05, label="temperature", info=HELP["temperature"]),
-        gr.Slider(0.01, 1.0, value=d.top_p, step=0.01, label="top_p", info=HELP["top_p"]),
-        gr.Slider(0, 200, value=d.top_k, step=1, label="top_k", info=HELP["top_k"]),
-        gr.Slider(0.5, 2.0, value=d.repetition_penalty, step=0.05, label="repetition_penalty",
-                  info=HELP["repetition_penalty"]),
-        gr.Slider(0, 10, value=d.no_repeat_ngram_size, step=1, label="no_repeat_ngram_size",
-                  info=HELP["no_repeat_ngram_size"]),
-        gr.Slider(1, 8, value=d.num_return_sequences, step=1, label="num_return_sequences",
-                  info=HELP["num_return_sequences"]),
-        gr.Radio(list(DO_SAMPLE), value="auto", label="do_sample", info=HELP["do_sample"]),
-        gr.Number(value=None, precision=0, label="seed", info=HELP["seed"]),
-        gr.Textbox(value="", lines=2, label="stop", info=HELP["stop"]),
-        gr.Number(value=None, precision=0, minimum=0, maximum=20, label="logprobs", info=HELP["logprobs"]),
-        gr.Radio(["error", "left"], value=d.truncate, label="truncate", info=HELP["truncate"]),
-        gr.Code(value="", language="json", label="json_schema  —  " + HELP["json_schema"], lines=3),
+        gr.Slider(1, 4096, value=first, step=1, **kw("max_new_tokens")),
+        gr.Number(value=0, precision=0, minimum=0, **kw("max_length")),
+        gr.Slider(0.0, 2.0, value=d.temperature, step=0.05, **kw("temperature")),
+        gr.Slider(0.01, 1.0, value=d.top_p, step=0.01, **kw("top_p")),
+        gr.Slider(0, 200, value=d.top_k, step=1, **kw("top_k")),
+        gr.Slider(0.5, 2.0, value=d.repetition_penalty, step=0.05, **kw("repetition_penalty")),
+        gr.Slider(0, 10, value=d.no_repeat_ngram_size, step=1, **kw("no_repeat_ngram_size")),
+        gr.Slider(1, 8, value=d.num_return_sequences, step=1, **kw("num_return_sequences")),
+        gr.Radio(list(DO_SAMPLE), value="auto", **kw("do_sample")),
+        gr.Textbox(value="", **kw("seed")),
+        gr.Textbox(value="", lines=2, **kw("stop")),
+        gr.Textbox(value="", **kw("logprobs")),
+        gr.Radio(["error", "left"], value=d.truncate, **kw("truncate")),
+        gr.Code(value="", language="json", label="json_schema  —  " + HELP["json_schema"], lines=3,
+                elem_id=f"{prefix}-json_schema"),
     ]
     assert len(c) == len(NAMES)
     return c
+
+
+def _whole(name: str, text: Any) -> dict[str, int]:
+    """An optional whole number typed in a text box: ``{}`` when empty."""
+    text = str(text if text is not None else "").strip()
+    if not text:
+        return {}
+    try:
+        return {name: int(text)}
+    except ValueError:
+        raise InvalidParameterError(f"{name} must be a whole number, got {text!r}") from None
 
 
 def to_kwargs(values: Sequence[Any]) -> dict[str, Any]:
@@ -95,13 +111,11 @@ def to_kwargs(values: Sequence[Any]) -> dict[str, Any]:
     }
     if v["max_length"]:
         out["max_length"] = int(v["max_length"])
-    if v["seed"] not in (None, ""):
-        out["seed"] = int(v["seed"])
+    out.update(_whole("seed", v["seed"]))
     stops = [s for s in (v["stop"] or "").splitlines() if s]
     if stops:
         out["stop"] = stops
-    if v["logprobs"] not in (None, ""):
-        out["logprobs"] = int(v["logprobs"])
+    out.update(_whole("logprobs", v["logprobs"]))
     schema = (v["json_schema"] or "").strip()
     if schema:
         try:

@@ -37,6 +37,14 @@ def stats_line(c: Any, trimmed: int = 0) -> str:
     return " · ".join(bits)
 
 
+def saved_note(session: str, c: Any) -> str:
+    """Where the turn was recorded (nothing when the ledger is off)."""
+    if c.run_id is None:
+        return ""
+    return (f"세션 `{session}`에 저장됨 (기록 #{c.run_id}) · saved to session `{session}` (run #{c.run_id}) — "
+            f"llmlab chat --session {session}")
+
+
 def answer_markdown(c: Any, trimmed: int = 0) -> str:
     """What the chat shows for a finished answer: the text, other samples, then the stats line."""
     parts = [c.text]
@@ -79,7 +87,7 @@ def send(lab: Lab, message: str, turns: list[dict], display: list[dict], model_n
         c = stream.completion
     display[-1] = {"role": "assistant", "content": answer_markdown(c, chat.trimmed_turns)}
     turns = list(turns) + [{"role": "user", "content": message}, {"role": "assistant", "content": c.text}]
-    yield "", display, turns, session, stats_line(c, chat.trimmed_turns), logprob_rows(c)
+    yield "", display, turns, session, saved_note(session, c), logprob_rows(c)
 
 
 @user_errors
@@ -114,7 +122,7 @@ def build(lab: Lab) -> None:
                                 placeholder="You are a helpful assistant. / 친절한 도우미입니다.",
                                 info=info("모든 답에 앞서 모델에게 주는 지시", "instructions given before every answer"))
             with gr.Accordion(bi("생성 설정", "Generation parameters"), open=False):
-                controls = gen_params.controls()
+                controls = gen_params.controls(prefix="chat")
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=bi("대화", "Conversation"), height=520, elem_id="chat-box",
                                  buttons=["copy"], feedback_options=None)

@@ -14,8 +14,8 @@ from ..lab import Lab
 from ..labels import bi, gib, info
 
 LOCAL_COLUMNS = ["name", "kind", "backend", "format", "size", "languages / notes"]
-CATALOG_COLUMNS = ["name", "params", "licence", "context", "Korean", "pulled", "needs (default form)", "fits RAM",
-                   "fits GPU"]
+CATALOG_COLUMNS = ["name", "params", "needs (default form)", "fits RAM", "fits GPU", "pulled", "licence", "context",
+                   "Korean"]
 FIT_COLUMNS = ["component", "memory", "how"]
 
 
@@ -43,9 +43,9 @@ def catalog_rows(lab: Lab) -> list[list[Any]]:
     for e in catalog.load_catalog().models:
         r = estimate_fit(e.name, settings=lab.settings, machine=machine)
         lic = e.license_id + ("" if e.commercial_use else " [NC]") + (" [gated]" if e.gated else "")
-        rows.append([e.name, f"{e.params / 1e9:.1f}B", lic, f"{e.context_length // 1024}K", e.korean,
-                     _yes_no(catalog.cached_path(e) is not None), f"{gib(r.total_bytes)} ({r.weights})",
-                     _yes_no(r.fits_ram), _yes_no(r.fits_gpu)])
+        rows.append([e.name, f"{e.params / 1e9:.1f}B", f"{gib(r.total_bytes)} ({r.weights})", _yes_no(r.fits_ram),
+                     _yes_no(r.fits_gpu), _yes_no(catalog.cached_path(e) is not None), lic,
+                     f"{e.context_length // 1024}K", e.korean])
     return rows
 
 
@@ -97,7 +97,8 @@ def build(lab: Lab) -> None:
     refresh = gr.Button(bi("새로 고침", "Refresh"), size="sm", elem_id="models-refresh")
 
     with gr.Accordion(bi("이 컴퓨터의 모델", "Models on this machine"), open=True):
-        local = gr.Dataframe(headers=LOCAL_COLUMNS, value=lambda: local_rows(lab), interactive=False, wrap=True)
+        local = gr.Dataframe(headers=LOCAL_COLUMNS, value=lambda: local_rows(lab), interactive=False, wrap=True,
+                             column_widths=["22%", "8%", "9%", "8%", "8%", "45%"])
 
     with gr.Accordion(bi("불러온 모델", "Loaded models"), open=True):
         loaded = gr.Dataframe(headers=["name", "backend", "context"], value=lambda: loaded_rows(lab),
@@ -111,7 +112,8 @@ def build(lab: Lab) -> None:
     with gr.Accordion(bi("카탈로그 (한국어 모델)", "Catalog (Korean-capable models)"), open=True):
         gr.Markdown(info("맞는지 여부는 기본 양자화 · 기본 문맥 길이 기준 추정", "fit: estimated for the default "
                          "quantization and context") + " · [NC] = 비상업 · non-commercial")
-        cat = gr.Dataframe(headers=CATALOG_COLUMNS, value=lambda: catalog_rows(lab), interactive=False, wrap=True)
+        cat = gr.Dataframe(headers=CATALOG_COLUMNS, value=lambda: catalog_rows(lab), interactive=False, wrap=True,
+                           column_widths=["16%", "6%", "14%", "6%", "6%", "6%", "10%", "6%", "30%"])
 
     with gr.Accordion(bi("메모리 추정", "Will it fit?"), open=False):
         with gr.Row():
@@ -119,15 +121,16 @@ def build(lab: Lab) -> None:
                                     allow_custom_value=True, label=bi("모델", "Model"))
             fit_quant = gr.Textbox(label="quant", placeholder="q4_k_m, q8_0, f16 …",
                                    info=info("GGUF 양자화 (비우면 파일 그대로)", "GGUF quantization (empty: as stored)"))
-            fit_ctx = gr.Number(value=None, precision=0, label="context",
-                                info=info("문맥 길이 (비우면 기본값)", "context length (empty: default)"))
+            fit_ctx = gr.Number(value=0, precision=0, label="context",
+                                info=info("문맥 길이 (0 = 기본값)", "context length (0 = default)"))
         with gr.Row():
             fit_train = gr.Radio(["inference", "lora", "qlora", "full"], value="inference",
                                  label=bi("용도", "Use"), info=info("추론 또는 미세조정", "inference or fine-tuning"))
             fit_load_in = gr.Radio(["none", "4bit", "8bit"], value="none", label="load_in",
                                    info=info("bitsandbytes 양자화 로딩 (CUDA)", "bitsandbytes loading (CUDA)"))
             fit_batch = gr.Number(value=1, precision=0, label="batch_size")
-            fit_seq = gr.Number(value=None, precision=0, label="seq_len")
+            fit_seq = gr.Number(value=0, precision=0, label="seq_len",
+                                info=info("학습 시퀀스 길이 (0 = 기본값)", "training sequence length (0 = default)"))
         fit_btn = gr.Button(bi("추정하기", "Estimate"))
         fit_verdict = gr.Markdown()
         fit_table = gr.Dataframe(headers=FIT_COLUMNS, interactive=False, wrap=True)
@@ -155,6 +158,7 @@ def build(lab: Lab) -> None:
             pass
         return loaded_rows(lab)
 
+    @user_errors
     def unload(name: str):
         if not lab.unload(name):
             gr.Info(f"{name}: 불러온 적 없음 · not loaded")

@@ -53,7 +53,8 @@ def side_by_side(result: Any) -> tuple[list[str], list[list[str]]]:
     for cells in grid_rows(result):
         row = [input_label(cells[0].cell.input)]
         for c in cells:
-            row.append("\n\n".join(x for x in ((c.output.strip() or "(empty)"), cell_meta(c), cell_scores(c)) if x))
+            meta = " · ".join(x for x in (cell_meta(c), cell_scores(c)) if x)
+            row.append(f"{c.output.strip() or '(empty)'}\n\n<sub>{meta}</sub>")
         rows.append(row)
     means = [" · ".join(f"{k} {_num(v)}" for k, v in m.items()) for m in column_means(result)]
     rows.append([bi("평균", "mean")] + means)
@@ -64,6 +65,7 @@ def side_by_side(result: Any) -> tuple[list[str], list[list[str]]]:
 def run(lab: Lab, text: str, fresh: bool, progress: Any = None):
     """Run the grid in ``text``; returns (summary, table, HTML report file)."""
     import gradio as gr
+    import pandas as pd
     import yaml
 
     from ...prompts.grid import default_loader, expand, grid_from_dict, run_grid
@@ -88,7 +90,7 @@ def run(lab: Lab, text: str, fresh: bool, progress: Any = None):
     report.write_text(html_report(result), encoding="utf-8")
     summary = (f"**{result.experiment}** — {len(result.cells)} cells: {result.computed} computed, "
                f"{result.reused} reused · {result.wall_s:.1f} s")
-    return summary, gr.update(value=rows, headers=headers), str(report)
+    return summary, pd.DataFrame(rows, columns=headers), str(report)
 
 
 def show_template(name: str) -> str:
@@ -118,12 +120,13 @@ def build(lab: Lab) -> None:
                                     info=info("끝난 칸도 다시 계산", "recompute finished cells too"))
                 run_btn = gr.Button(bi("실행", "Run grid"), variant="primary", elem_id="grid-run")
         with gr.Column(scale=2):
-            pick = gr.Dropdown(choices=library_names(), label=bi("패턴 라이브러리", "Pattern library"),
+            pick = gr.Dropdown(choices=library_names(), value=None, label=bi("패턴 라이브러리", "Pattern library"),
                                info=info("격자의 templates에 이름으로 넣을 수 있음",
                                          "usable by name under templates:"))
             shown = gr.Code(language="yaml", label=bi("템플릿", "Template"), lines=18, interactive=False)
     summary = gr.Markdown(elem_id="grid-summary")
-    table = gr.Dataframe(interactive=False, wrap=True, elem_id="grid-table")
+    table = gr.Dataframe(headers=[bi("입력", "input"), bi("변형", "variants")], interactive=False, wrap=True,
+                         datatype="markdown", elem_id="grid-table")
     report = gr.File(label=bi("HTML 보고서", "HTML report"))
 
     def go(text: str, fresh_v: bool, progress=gr.Progress()):

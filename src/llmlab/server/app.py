@@ -1,0 +1,149 @@
+"""The app factory: ``create_app(settings) -> FastAPI``, with all state on ``app.state.lab``.
+
+Nothing lives in module globals, so tests build as many apps as they like (each with its
+own model pool — e.g. the scripted fake). The web UI, when ``llmlab.webui`` provides
+``mount_ui(app)``, is mounted at ``/`` by the same process; until then ``/`` points to
+the API docs.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+
+from .. import __version__
+from ..config import Settings, load_settings
+from .errors import ERROR_SCHEMA, PayloadTooLargeError, error_response, install_error_handlers
+from .pool import ModelPool, default_pool
+from .settings import ServerSettings
+from .state import LabState
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATHS = ("/lab/uploads", "/lab/rag/upload")
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413 — by Content-Length up front, else while reading."""
+
+    def __init__(self, app: Any, settings: ServerSettings):
+        self.app = app
+        self.settings = settings
+
+    def limit_for(self, path: str) -> int:
+        if path.rstrip("/") in UPLOAD_PATHS:
+            return self.settings.max_upload_bytes + 256 * 1024  # multipart framing
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        too_big = PayloadTooLargeError(f"the request body is larger than this server's limit of {limit} bytes")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await error_response(too_big)(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise too_big  # inside the route: the error handlers answer 413
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Every operation documents its error responses in OpenAI's shape (for clients and schemathesis)."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        ref = {"description": "an error in OpenAI's shape",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                responses = op.setdefault("responses", {})
+                for code in ("400", "401", "402", "404", "409", "413", "415", "422", "429", "501", "502"):
+                    responses[code] = ref
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: ServerSettings | None = None, *, core: Settings | None = None,
+               pool: ModelPool | None = None) -> FastAPI:
+    """Build the server: OpenAI-compatible routes, lab routes, error mapping, limits, CORS, UI.
+
+    ``core`` is the lab's settings (default: loaded from file and environment); ``pool``
+    replaces the model pool (tests inject one that loads the fake backend).
+    """
+    settings = settings or ServerSettings()
+    core = core or load_settings()
+    lab = LabState(settings, core, pool or default_pool(core, settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        for name in settings.models:  # preload: readiness means these answer at once
+            lease = await lab.run(lab.pool.acquire, name)
+            lease.release()
+        yield
+        lab.close()
+
+    app = FastAPI(title="llmlab", version=__version__, lifespan=lifespan,
+                  description="LLM 실습실 — OpenAI-compatible API and lab endpoints. Errors use OpenAI's JSON shape.")
+    app.state.lab = lab
+    install_error_handlers(app)
+
+    from . import lab_routes, openai_routes
+
+    app.include_router(openai_routes.router)
+    app.include_router(openai_routes.v1)
+    app.include_router(lab_routes.router)
+    _document_errors(app)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(BodyLimit, settings=settings)
+    _mount_ui(app, settings.ui)
+    return app
+
+
+def _mount_ui(app: FastAPI, wanted: bool) -> None:
+    """Mount the web UI at "/" when ``llmlab.webui`` offers ``mount_ui(app)``; else "/" shows the API docs."""
+    mount = None
+    if wanted and importlib.util.find_spec("llmlab.webui") is not None:
+        try:
+            webui = importlib.import_module("llmlab.webui")
+            mount = getattr(webui, "mount_ui", None)
+        except ImportError as e:  # e.g. the UI's own dependency is missing: the API still serves
+            log.warning("the web UI is not available: %s", e)
+    if mount is not None:
+        mount(app)
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")

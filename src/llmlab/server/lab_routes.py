@@ -1,0 +1,625 @@
+"""The lab's own endpoints (``/lab/…``): uploads, RAG, tasks, prompt grids, fine-tuning, ledger, jobs.
+
+Each route is a thin call into the same capability functions the CLI uses — nothing here
+decides how to retrieve, summarise or train. Generation goes through the server's model
+pool and PII guard (:meth:`LabState.call`). Long work (ingesting, grids, pulls, training)
+runs as a background job: the route answers 202 with the job, which clients poll at
+``GET /lab/jobs/{id}`` or stream at ``GET /lab/jobs/{id}/events``.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import InvalidParameterError
+from .auth import api_key
+from .jobs import Job, JobContext
+from .schemas import SEED_MAX
+from .state import LabState
+from .streaming import SSEResponse, sse_event
+from .uploads import UploadStore
+
+router = APIRouter(prefix="/lab", dependencies=[Depends(api_key)], tags=["lab"])
+JOB_ACCEPTED = {202: {"description": "the job was queued; poll GET /lab/jobs/{id}"}}
+
+
+def lab_state(request: Request) -> LabState:
+    return request.app.state.lab
+
+
+def uploads(lab: LabState) -> UploadStore:
+    return UploadStore(lab.settings.home / "uploads", max_bytes=lab.server.max_upload_bytes,
+                       allowed=lab.server.upload_types)
+
+
+# -- request bodies ------------------------------------------------------------------------------------
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenParams(_Body):
+    """Generation controls for lab calls (Hugging Face names and meanings)."""
+
+    max_new_tokens: int | None = Field(None, ge=0)
+    temperature: float | None = Field(None, ge=0, le=5)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, le=100000)
+    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
+    do_sample: bool | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    stop: list[str] | None = Field(None, max_length=16)
+
+    def kwargs(self, ceiling: int) -> dict[str, Any]:
+        d = self.model_dump(exclude_none=True)
+        if d.get("max_new_tokens", 0) > ceiling:
+            raise InvalidParameterError(f"max_new_tokens={d['max_new_tokens']} is above this server's ceiling of "
+                                        f"{ceiling} tokens")
+        return d
+
+
+Text = Field(min_length=1, max_length=200_000)
+Name = Field(min_length=1, max_length=512)
+CollectionName = Field("default", min_length=1, max_length=64)
+
+
+class SummarizeRequest(_Body):
+    model: str = Name
+    text: str = Text
+    style: Literal["sentence", "bullet"] = "sentence"
+    length: int | None = Field(None, ge=1, le=100)
+    language: str | None = Field(None, max_length=40)
+    params: GenParams = Field(default_factory=GenParams)
+
+
+class TranslateRequest(_Body):
+    model: str = Name
+    text: str = Text
+    to: str = Field("en", min_length=1, max_length=40)
+    source: str | None = Field(None, max_length=40)
+    params: GenParams = Field(default_factory=GenParams)
+
+
+class QARequest(_Body):
+    model: str = Name
+    context: str = Text
+    question: str = Field(min_length=1, max_length=4000)
+    params: GenParams = Field(default_factory=GenParams)
+
+
+class IngestRequest(_Body):
+    upload_ids: list[str] = Field(min_length=1, max_length=200)
+    collection: str = CollectionName
+    embedder: str | None = Field(None, max_length=200, description="for a new collection; one of the server's "
+                                                                    "embedding models")
+    tokenizer: Literal["kiwi", "simple"] | None = None
+
+
+class SearchRequest(_Body):
+    query: str = Field(min_length=1, max_length=4000)
+    collection: str = CollectionName
+    k: int = Field(5, ge=1, le=50)
+    mode: Literal["hybrid", "bm25", "dense", "lexical"] = "hybrid"
+
+
+class AskRequest(_Body):
+    question: str = Field(min_length=1, max_length=4000)
+    model: str = Name
+    collection: str = CollectionName
+    k: int = Field(5, ge=1, le=20)
+    stream: bool = False
+    params: GenParams = Field(default_factory=GenParams)
+
+
+class GridRequest(_Body):
+    grid: dict[str, Any] = Field(description="a grid file's content (templates, models, params, inputs, scorers)")
+    fresh: bool = False
+
+
+class PullRequest(_Body):
+    model: str = Name
+    quant: str | None = Field(None, max_length=40)
+
+
+class ModelRequest(_Body):
+    model: str = Name
+
+
+class PurgeRequest(_Body):
+    before: str | None = Field(None, max_length=40, description="YYYY-MM-DD or ISO time; all runs when omitted")
+
+
+class FinetuneCheckRequest(_Body):
+    upload_id: str = Field(min_length=12, max_length=12)
+    base: str | None = Field(None, max_length=512)
+    format: str | None = Field(None, max_length=40)
+    max_seq_len: int | None = Field(None, ge=16, le=32768)
+
+
+class FinetuneRequest(_Body):
+    upload_id: str = Field(min_length=12, max_length=12, description="the training data (an uploaded .jsonl)")
+    base: str = Name
+    method: Literal["lora", "qlora", "full"] = "lora"
+    eval_upload_id: str | None = Field(None, min_length=12, max_length=12)
+    max_steps: int | None = Field(None, ge=1, le=100000)
+    epochs: float | None = Field(None, gt=0, le=100)
+    lr: float | None = Field(None, gt=0, lt=1)
+    batch_size: int = Field(4, ge=1, le=512)
+    max_seq_len: int = Field(512, ge=16, le=32768)
+    lora_r: int = Field(16, ge=1, le=1024)
+
+
+# -- uploads -----------------------------------------------------------------------------------------------
+async def _store_files(lab: LabState, files: list[UploadFile]) -> list[Any]:
+    store = uploads(lab)
+    out = []
+    for f in files:
+        out.append(await lab.run(store.store, f.file, f.filename or ""))
+    return out
+
+
+@router.post("/uploads", status_code=201)
+async def upload_files(request: Request, files: list[UploadFile] = File(...)) -> dict[str, Any]:
+    """Store files (txt, md, pdf, docx, html, jsonl — checked by content) for ingesting or training."""
+    stored = await _store_files(lab_state(request), files)
+    return {"uploads": [s.to_dict() for s in stored]}
+
+
+@router.get("/uploads")
+async def list_uploads(request: Request) -> dict[str, Any]:
+    return {"uploads": uploads(lab_state(request)).list()}
+
+
+@router.delete("/uploads/{upload_id}")
+async def delete_upload(upload_id: str, request: Request) -> dict[str, Any]:
+    uploads(lab_state(request)).delete(upload_id)
+    return {"deleted": upload_id}
+
+
+# -- RAG ---------------------------------------------------------------------------------------------------
+def _ingest_job(lab: LabState, paths: list[str], collection: str, embedder: str | None, tokenizer: str | None):
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from ..rag import ingest
+
+        config = {"tokenizer": tokenizer} if tokenizer else {}
+        spec = embedder or lab.server.rag_embedder
+        instance = lab.embedder(spec).inner if spec else None
+        ctx.progress(0, len(paths), "ingesting")
+        report = ingest(paths, collection, settings=lab.settings, embedder=instance,
+                        on_progress=lambda r: ctx.progress(r.documents + r.unchanged, len(paths),
+                                                           f"{r.chunks} chunks written"), **config)
+        return report.to_dict()
+
+    return run
+
+
+def _check_embedder(lab: LabState, embedder: str | None) -> None:
+    if embedder is not None and embedder not in lab.server.embedding_models:
+        raise InvalidParameterError(f"embedder {embedder!r} is not offered by this server; choose one of: "
+                                    f"{', '.join(lab.server.embedding_models)}")
+
+
+def _start_ingest(lab: LabState, paths: list[str], body: IngestRequest | dict[str, Any]) -> Job:
+    from ..rag.collection import validate_name
+
+    b = body if isinstance(body, dict) else body.model_dump()
+    validate_name(b["collection"])
+    _check_embedder(lab, b.get("embedder"))
+    return lab.jobs.submit("ingest", _ingest_job(lab, paths, b["collection"], b.get("embedder"), b.get("tokenizer")),
+                           {"collection": b["collection"], "files": len(paths)})
+
+
+@router.post("/rag/ingest", status_code=202, responses=JOB_ACCEPTED)
+async def rag_ingest(body: IngestRequest, request: Request) -> dict[str, Any]:
+    """Ingest uploaded files into a collection (a background job)."""
+    lab = lab_state(request)
+    store = uploads(lab)
+    paths = [str(store.path(u)) for u in body.upload_ids]
+    return _start_ingest(lab, paths, body).to_dict()
+
+
+@router.post("/rag/upload", status_code=202, responses=JOB_ACCEPTED)
+async def rag_upload(request: Request, files: list[UploadFile] = File(...),
+                     collection: str = Form("default", min_length=1, max_length=64),
+                     embedder: str | None = Form(None, max_length=200),
+                     tokenizer: Literal["kiwi", "simple"] | None = Form(None)) -> dict[str, Any]:
+    """Upload files and ingest them into a collection in one step (a background job)."""
+    lab = lab_state(request)
+    _check_embedder(lab, embedder)
+    stored = await _store_files(lab, files)
+    job = _start_ingest(lab, [s.path for s in stored],
+                        {"collection": collection, "embedder": embedder, "tokenizer": tokenizer})
+    return {**job.to_dict(), "uploads": [s.to_dict() for s in stored]}
+
+
+@router.get("/rag/collections")
+async def rag_collections(request: Request) -> dict[str, Any]:
+    from ..rag import list_collections
+
+    lab = lab_state(request)
+    items = await lab.run(list_collections, lab.settings)
+    for c in items:
+        c.pop("path", None)
+    return {"collections": items}
+
+
+@router.get("/rag/collections/{name}")
+async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=0, le=500),
+                         doc_id: str | None = Query(None, max_length=2000)) -> dict[str, Any]:
+    """A collection's settings, documents and (with ``chunks=N``) its first N chunks."""
+    lab = lab_state(request)
+
+    def read() -> dict[str, Any]:
+        from ..rag import Collection
+
+        with Collection.open(name, settings=lab.settings) as coll:
+            info = coll.info()
+            info.pop("path", None)
+            info["documents_list"] = [d.to_dict() for d in coll.manifest.documents()]
+            out: list[dict[str, Any]] = []
+            if chunks and coll.store.exists():
+                for p in coll.store.scroll():
+                    if len(out) >= chunks:
+                        break
+                    pl = p.payload
+                    if pl.get("kind") != "chunk" or (doc_id is not None and pl.get("doc_id") != doc_id):
+                        continue
+                    out.append({k: pl.get(k) for k in ("doc_id", "chunk_index", "source", "title", "section",
+                                                       "page", "text")})
+            info["chunks_list"] = out
+            return info
+
+    return await lab.run(read)
+
+
+@router.delete("/rag/collections/{name}")
+async def rag_drop(name: str, request: Request) -> dict[str, Any]:
+    from ..rag.collection import drop_collection
+
+    lab = lab_state(request)
+    await lab.run(drop_collection, name, lab.settings)
+    return {"deleted": name}
+
+
+def _open_collection(lab: LabState, name: str):
+    from ..rag import Collection
+
+    coll = Collection.open(name, settings=lab.settings)
+    if coll.config.embedder in lab.server.embedding_models or coll.config.embedder == lab.server.rag_embedder:
+        coll.use_embedder(lab.embedder(coll.config.embedder).inner)  # loaded once per server, not per query
+    return coll
+
+
+@router.post("/rag/search")
+async def rag_search(body: SearchRequest, request: Request) -> dict[str, Any]:
+    """Hybrid retrieval over a collection: the best chunks with their scores."""
+    lab = lab_state(request)
+
+    def search() -> list[Any]:
+        from ..rag import Retriever
+
+        with _open_collection(lab, body.collection) as coll:
+            return Retriever(coll, body.mode).search(body.query, body.k)
+
+    hits = await lab.run(search)
+    return {"collection": body.collection, "query": body.query, "hits": [h.to_dict() for h in hits]}
+
+
+@router.post("/rag/ask", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def rag_ask(body: AskRequest, request: Request, key: str = Depends(api_key)) -> Any:
+    """Answer from a collection with numbered citations; ``stream=true`` streams the answer, then the citations."""
+    lab = lab_state(request)
+    params = body.params.kwargs(lab.server.max_tokens_ceiling)
+    max_new = params.pop("max_new_tokens", 256)
+
+    def answer(model: Any, on_delta: Any = None) -> Any:
+        from ..rag.answer import answer_question
+
+        with _open_collection(lab, body.collection) as coll:
+            return answer_question(body.question, coll, model, k=body.k, max_new_tokens=max_new,
+                                   on_delta=on_delta, **params)
+
+    if not body.stream:
+        ans, guarded = await lab.call(body.model, key, answer)
+        return _with_guard(ans.to_dict(), guarded)
+    return _stream_call(lab, body.model, key, answer, lambda ans: {"answer": ans.to_dict()})
+
+
+def _with_guard(d: dict[str, Any], guarded: Any) -> dict[str, Any]:
+    return {**d, "pii": guarded.report.to_dict()}
+
+
+def _stream_call(lab: LabState, model: str, key: str, fn: Any, final: Any) -> SSEResponse:
+    """Run ``fn(model, on_delta)`` and stream its deltas as ``{"delta": …}`` events, then ``final(result)``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    gone = {"flag": False}
+
+    class _ClientGone(Exception):
+        pass
+
+    def on_delta(text: str) -> None:
+        if gone["flag"]:
+            raise _ClientGone()  # unwinding closes the model's stream, which stops generating
+        loop.call_soon_threadsafe(queue.put_nowait, ("delta", text))
+
+    async def events():
+        task = asyncio.ensure_future(lab.call(model, key, lambda m: fn(m, on_delta)))
+        task.add_done_callback(lambda t: queue.put_nowait(("done", None)))
+        while True:
+            kind, value = await queue.get()
+            if kind == "delta":
+                yield sse_event({"delta": value})
+                continue
+            try:
+                result, guarded = task.result()
+            except Exception as e:  # reported in-band: the status line is sent already
+                from .openai_routes import _stream_error
+
+                yield sse_event(_stream_error(e))
+                return
+            yield sse_event(_with_guard(final(result), guarded))
+            yield "data: [DONE]\n\n"
+            return
+
+    def close() -> None:
+        gone["flag"] = True
+
+    return SSEResponse(events(), on_close=close)
+
+
+# -- tasks -------------------------------------------------------------------------------------------------
+async def _task(request: Request, key: str, model: str, fn: Any) -> dict[str, Any]:
+    lab = lab_state(request)
+    result, guarded = await lab.call(model, key, fn)
+    return _with_guard(result.to_dict(), guarded)
+
+
+@router.post("/tasks/summarize")
+async def task_summarize(body: SummarizeRequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
+    """Summarise any length of text (map-reduce when it does not fit the context)."""
+    from ..tasks import summarize
+
+    p = body.params.kwargs(lab_state(request).server.max_tokens_ceiling)
+    return await _task(request, key, body.model, lambda m: summarize(m, body.text, style=body.style, length=body.length,
+                                                                      language=body.language, **p))
+
+
+@router.post("/tasks/translate")
+async def task_translate(body: TranslateRequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
+    from ..tasks import translate
+
+    p = body.params.kwargs(lab_state(request).server.max_tokens_ceiling)
+    return await _task(request, key, body.model, lambda m: translate(m, body.text, to=body.to, source=body.source, **p))
+
+
+@router.post("/tasks/qa")
+async def task_qa(body: QARequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
+    """Answer a question from the given context only (or say it is not there)."""
+    from ..tasks import answer_question
+
+    p = body.params.kwargs(lab_state(request).server.max_tokens_ceiling)
+    return await _task(request, key, body.model, lambda m: answer_question(m, body.context, body.question, **p))
+
+
+# -- prompt lab --------------------------------------------------------------------------------------------
+@router.get("/prompts/library")
+async def prompt_library(request: Request) -> dict[str, Any]:
+    from ..prompts import library
+
+    items = await lab_state(request).run(library)
+    return {"templates": [{"name": t.name, "description": getattr(t, "description", ""),
+                           "variables": sorted(t.variables)} for t in items]}
+
+
+class _PoolModel:
+    """A pool model lent to the grid runner, which closes what it loads: closing gives it back."""
+
+    def __init__(self, lab: LabState, name: str):
+        self._lease = lab.pool.acquire(name)
+        self._guarded = lab.guard(self._lease.model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._guarded, name)
+
+    def close(self) -> None:
+        self._lease.release()
+
+
+def _no_paths(data: dict[str, Any]) -> None:
+    """Grid files name templates and inputs by path on the CLI; over HTTP only inline ones are taken."""
+    for t in data.get("templates") or []:
+        if isinstance(t, str) and ("/" in t or "\\" in t or t.endswith((".yaml", ".yml"))):
+            raise InvalidParameterError(f"template {t!r}: the server takes built-in template names and inline "
+                                        "templates, not file paths")
+    if isinstance(data.get("inputs"), dict):
+        raise InvalidParameterError("inputs: give the inputs inline (a list), not {file: …}")
+
+
+@router.post("/prompts/grid", status_code=202, responses=JOB_ACCEPTED)
+async def prompt_grid(body: GridRequest, request: Request) -> dict[str, Any]:
+    """Run a grid (templates × models × params × inputs) as a job; cells are recorded and resumable."""
+    from ..prompts.grid import expand, grid_from_dict
+
+    lab = lab_state(request)
+    _no_paths(body.grid)
+    grid = grid_from_dict(body.grid, source="grid", base=lab.settings.home)
+    n_cells = len(expand(grid))
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from ..prompts.grid import run_grid
+
+        def loader(entry: Any) -> Any:
+            if entry.backend or entry.options:
+                raise InvalidParameterError(f"model {entry.name!r}: backend and options are fixed by the server; "
+                                            "name the model only")
+            return _PoolModel(lab, entry.name)
+
+        ctx.progress(0, n_cells, "running")
+        res = run_grid(grid, ledger=lab.ledger(), loader=loader, fresh=body.fresh,
+                       progress=lambda done, total, cell: ctx.progress(done, total, cell.cell.variant.label))
+        return res.to_dict()
+
+    return lab.jobs.submit("grid", run, {"grid": grid.name, "cells": n_cells}).to_dict()
+
+
+# -- fine-tuning -------------------------------------------------------------------------------------------
+@router.post("/finetune/check")
+async def finetune_check(body: FinetuneCheckRequest, request: Request) -> dict[str, Any]:
+    """The data check (``llmlab data check``) on an uploaded dataset."""
+    from ..finetune.lint import lint
+
+    lab = lab_state(request)
+    path = str(uploads(lab).path(body.upload_id))
+    report = await lab.run(lambda: lint(path, format=body.format, base=body.base, max_seq_len=body.max_seq_len,
+                                        settings=lab.settings))
+    return report.to_dict()
+
+
+@router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED)
+async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, Any]:
+    """Start a fine-tuning job; its progress messages and loss stream at /lab/jobs/{id}/events."""
+    from ..finetune.config import TrainConfig
+
+    lab = lab_state(request)
+    store = uploads(lab)
+    out = lab.settings.home / "finetune"
+    config = TrainConfig(train=str(store.path(body.upload_id)), base=body.base, out="", method=body.method,
+                         eval=str(store.path(body.eval_upload_id)) if body.eval_upload_id else None,
+                         max_steps=body.max_steps, epochs=body.epochs, lr=body.lr, batch_size=body.batch_size,
+                         max_seq_len=body.max_seq_len, lora_r=body.lora_r)
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from ..finetune.train import train
+
+        config.out = str(out / ctx._job.id)
+        result = train(config, settings=lab.settings, progress=False, echo=lambda line: ctx.progress(message=line))
+        for step, loss in result.losses or []:
+            ctx.event(step=step, loss=loss)
+        return result.to_dict()
+
+    return lab.jobs.submit("finetune", run, {"base": body.base, "method": body.method}).to_dict()
+
+
+# -- models ------------------------------------------------------------------------------------------------
+@router.get("/models")
+async def lab_models(request: Request) -> dict[str, Any]:
+    """Every model this machine can use (bundled, local, cached, API), and which are loaded."""
+    from ..models.listing import list_models
+
+    lab = lab_state(request)
+    entries = await lab.run(list_models, lab.settings)
+    return {"models": [e.to_dict() for e in entries], "loaded": lab.pool.loaded()}
+
+
+@router.get("/models/fit")
+async def lab_fit(request: Request, model: str = Query(min_length=1, max_length=512),
+                  context: int | None = Query(None, ge=16, le=1_048_576),
+                  load_in: Literal["4bit", "8bit"] | None = None, quant: str | None = Query(None, max_length=40),
+                  train: Literal["lora", "qlora", "full"] | None = None) -> dict[str, Any]:
+    """Whether a model fits this machine's memory, estimated before loading anything."""
+    from ..models.fit import estimate_fit
+
+    lab = lab_state(request)
+    report = await lab.run(lambda: estimate_fit(model, settings=lab.settings, context=context, load_in=load_in,
+                                                quant=quant, train=train))
+    return report.to_dict()
+
+
+@router.post("/models/pull", status_code=202, responses=JOB_ACCEPTED)
+async def lab_pull(body: PullRequest, request: Request) -> dict[str, Any]:
+    """Download a model into the local cache (a background job; needs network)."""
+    lab = lab_state(request)
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from ..models.pull import pull
+
+        return pull(body.model, quant=body.quant, progress=False, settings=lab.settings,
+                    log_line=lambda line: ctx.progress(message=line)).to_dict()
+
+    return lab.jobs.submit("pull", run, {"model": body.model, "quant": body.quant}).to_dict()
+
+
+@router.post("/models/load")
+async def lab_load(body: ModelRequest, request: Request) -> dict[str, Any]:
+    """Load a model now (instead of on its first request)."""
+    lab = lab_state(request)
+    lease = await lab.run(lab.pool.acquire, body.model)
+    lease.release()
+    return {"loaded": lab.pool.loaded()}
+
+
+# -- ledger ------------------------------------------------------------------------------------------------
+def _ledger(lab: LabState) -> Any:
+    ledger = lab.ledger()
+    if ledger is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("the run ledger is off on this server (ledger = false in the lab's settings)")
+    return ledger
+
+
+@router.get("/logs")
+async def logs(request: Request, limit: int = Query(20, ge=1, le=1000), kind: str | None = Query(None, max_length=40),
+               model: str | None = Query(None, max_length=512), session: str | None = Query(None, max_length=200),
+               experiment: str | None = Query(None, max_length=200),
+               search: str | None = Query(None, max_length=200)) -> dict[str, Any]:
+    """Recorded runs, newest first (``search`` looks in prompts and outputs)."""
+    lab = lab_state(request)
+    runs = await lab.run(lambda: _ledger(lab).runs(limit, kind=kind, model=model, session=session,
+                                                 experiment=experiment, search=search))
+    return {"runs": [r.to_dict() for r in runs]}
+
+
+@router.get("/usage")
+async def usage(request: Request, since: str | None = Query(None, max_length=40)) -> dict[str, Any]:
+    """Tokens, calls and cost per model and per day."""
+    lab = lab_state(request)
+    rows = await lab.run(lambda: _ledger(lab).usage(since=since))
+    totals = {k: sum(r[k] for r in rows) for k in ("calls", "prompt_tokens", "completion_tokens", "total_tokens")}
+    totals["cost_usd"] = round(sum(r["cost_usd"] for r in rows), 6)
+    return {"usage": rows, "totals": totals}
+
+
+@router.post("/logs/purge")
+async def purge(body: PurgeRequest, request: Request) -> dict[str, Any]:
+    """Delete recorded runs (all, or those before a date) — the user's right to forget."""
+    lab = lab_state(request)
+    n = await lab.run(lambda: _ledger(lab).purge(before=body.before))
+    return {"deleted": n}
+
+
+# -- jobs --------------------------------------------------------------------------------------------------
+@router.get("/jobs")
+async def jobs(request: Request, kind: str | None = Query(None, max_length=40)) -> dict[str, Any]:
+    return {"jobs": [j.to_dict() for j in lab_state(request).jobs.list(kind)]}
+
+
+@router.get("/jobs/{job_id}")
+async def job(job_id: str, request: Request, events: bool = False) -> dict[str, Any]:
+    """A job's status, progress, result or error (``events=true`` adds its event log, e.g. losses)."""
+    return lab_state(request).jobs.get(job_id).to_dict(events=events)
+
+
+@router.get("/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def job_events(job_id: str, request: Request) -> SSEResponse:
+    """The job as server-sent events: one event per change, until it ends."""
+    lab = lab_state(request)
+    lab.jobs.get(job_id)  # 404 now, not mid-stream
+
+    async def events():
+        async for j in lab.jobs.watch(job_id):
+            yield sse_event(j.to_dict())
+        yield "data: [DONE]\n\n"
+
+    return SSEResponse(events())
+
+
+@router.post("/jobs/{job_id}/stop")
+async def stop_job(job_id: str, request: Request) -> dict[str, Any]:
+    """Ask a job to stop (it stops at its next progress report)."""
+    return lab_state(request).jobs.stop(job_id).to_dict()

@@ -1,0 +1,105 @@
+"""Streaming against a live uvicorn server: disconnects cancel, bursts stay bounded."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+
+from llmlab.models.model import load_model
+from llmlab.server.pool import ModelPool
+
+from .conftest import live_server, make_app
+
+LONG = "가나다라마바사" * 600  # thousands of byte tokens: runs far longer than the test waits
+
+
+def _wait_until(cond, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_client_disconnect_stops_generation():
+    app = make_app(replies=[LONG], fake={"context_length": 32768, "delay_s": 0.01})
+    pool = app.state.lab.pool
+    with live_server(app) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            with client.stream("POST", "/v1/chat/completions", json={
+                    "model": "m", "stream": True, "max_tokens": 4000,
+                    "messages": [{"role": "user", "content": "말해 줘"}]}) as r:
+                assert r.status_code == 200
+                lines = r.iter_lines()
+                got = [next(lines) for _ in range(6)]
+                assert any("가" in ln for ln in got)
+                sched = pool.get_loaded("m").backend.scheduler
+                assert sched.load["active"] == 1
+            # leaving the block closes the connection mid-stream
+        assert _wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8}), sched.load
+        assert _wait_until(lambda: app.state.lab.admission.in_flight == 0)
+        assert pool.loaded()[0]["in_use"] == 0
+        completed = pool.get_loaded("m").backend.engine  # the fake engine: nothing left running in its slots
+        assert completed is not None
+
+
+def _burst(url: str, n: int, body: dict) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            async def one() -> httpx.Response:
+                r = await client.post("/v1/chat/completions", json=body)
+                await r.aread()
+                return r
+
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    return asyncio.run(run())
+
+
+def test_burst_of_50_is_bounded_by_admission():
+    app = make_app(replies=["짧은 대답입니다."], fake={"delay_s": 0.005}, max_concurrent_requests=8)
+    peak = {"threads": 0}
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak["threads"] = max(peak["threads"], threading.active_count())
+            time.sleep(0.005)
+
+    w = threading.Thread(target=watch, daemon=True)
+    with live_server(app) as url:
+        w.start()
+        responses = _burst(url, 50, {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+        stop.set()
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 8 and statuses.count(429) >= 1
+    for r in responses:
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == "server_busy"
+        else:
+            assert r.text.endswith("data: [DONE]\n\n")
+    # threads: the server's bounded pool, never one per request of the burst
+    assert peak["threads"] < 8 + 16 + 20
+
+
+def test_burst_of_50_is_bounded_by_the_model_queue():
+    def loader(name: str):
+        m = load_model(name, backend="fake", replies=["대기열"], delay_s=0.005)
+        m.backend.scheduler.max_waiting = 4
+        return m
+
+    app = make_app(ModelPool(loader, resolver=lambda n: "fake"), max_concurrent_requests=64)
+    with live_server(app) as url:
+        responses = _burst(url, 50, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        in_flight_after = app.state.lab.admission.in_flight
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(429) >= 1 and statuses.count(200) >= 4
+    assert all(r.headers.get("retry-after") for r in responses if r.status_code == 429)
+    assert all(r.json()["choices"][0]["message"]["content"] == "대기열" for r in responses if r.status_code == 200)
+    assert in_flight_after == 0
