@@ -20,10 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 ## Debian packages some tests need (a user without root can skip this)
+SYSTEM_PACKAGES := chromium fonts-noto-cjk
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  echo "system-deps: nothing needed yet"; \
-	else echo "system-deps: skipped (needs root and apt-get)"; fi
+	  if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then echo "system-deps: already installed"; \
+	  else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); fi; \
+	else echo "system-deps: skipped (needs root and apt-get); browser tests need: $(SYSTEM_PACKAGES)"; fi
 
 run: setup
 	$(BIN)/llmlab chat

@@ -57,7 +57,7 @@ def test_oversized_upload_is_413(client_for, llmlab_home):
 
 
 @pytest.mark.parametrize("name, data, why", [
-    ("report.pdf", "그냥 텍스트".encode(), "the name says pdf but the content is txt"),
+    ("report.pdf", "그냥 텍스트".encode(), "the name says pdf but the content is text"),
     ("notes.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "the name says txt but the content is pdf"),
     ("tool.exe", b"MZ\x90\x00\x03", "not accepted"),
     ("data.txt", bytes(range(256)) * 4, "binary"),

@@ -88,15 +88,17 @@ class Formatter:
     def assistant_spans(self, messages: Sequence[Message], full: str) -> tuple[list[tuple[int, int]], str | None]:
         """Character spans of the assistant turns in ``full`` (and a note when it had to fall back)."""
         spans = []
-        for i, m in enumerate(messages):
-            if m.role != "assistant":
-                continue
+        turns = [i for i, m in enumerate(messages) if m.role == "assistant"]
+        for i in turns:
             before = self.render(messages[:i], add_generation_prompt=True)
             upto = full if i == len(messages) - 1 else self.render(messages[:i + 1])
             if full.startswith(upto) and upto.startswith(before):
                 spans.append((len(before), len(upto)))
-        if spans:
+        if len(spans) == len(turns):
             return spans, None
+        if spans:
+            return spans, (f"the chat template rewrites earlier turns: only {len(spans)} of {len(turns)} answers "
+                           "are trained (the last answer always is)")
         # a template that rewrites earlier turns: train the last answer if it can be found
         before = self.render(messages[:-1], add_generation_prompt=True)
         if full.startswith(before):

@@ -13,10 +13,12 @@ them, so packed examples never attend to each other.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -192,6 +194,41 @@ def sft_config(config: TrainConfig, has_eval: bool):
     return SFTConfig(**kwargs)
 
 
+def build_trainer(config: TrainConfig, model, tokenizer, encoded: list[Encoded], eval_encoded: list[Encoded] | None,
+                  callbacks: list):
+    """TRL's SFTTrainer on the pre-tokenized data (labels are built from the assistant masks)."""
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=sft_config(config, has_eval=bool(eval_encoded)),
+                         train_dataset=to_dataset(encoded),
+                         eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
+                         peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict on stdout, where --json goes
+    if len(trainer.train_dataset) == 0:
+        raise InvalidParameterError(
+            f"no training example keeps a trained token within --max-seq-len {config.max_seq_len}; "
+            f"raise it (see the length histogram of: llmlab data check {config.train} --max-seq-len N)")
+    return trainer
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """Silence progress bars and deprecation chatter the libraries print on every run (stdout stays clean)."""
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+        warnings.filterwarnings("ignore", message=r"Could not find a config file", category=UserWarning)
+        try:
+            yield
+        finally:
+            if was_enabled:
+                ds_logging.enable_progress_bar()
+
+
 # -- the run ----------------------------------------------------------------------------------
 def show_fit(config: TrainConfig, settings, echo: Callable[[str], None]) -> None:
     from ..models.fit import estimate_fit
@@ -231,27 +268,23 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     show_fit(config, settings, echo)
 
     import torch
-    from trl import SFTTrainer
 
     if config.threads:
         torch.set_num_threads(config.threads)
     model = load_base(config, settings)
-    args = sft_config(config, has_eval=bool(eval_encoded))
     watcher = progress_callback(enabled=progress)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=to_dataset(encoded),
-                         eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
-                         peft_config=METHODS.get(config.method)(config), callbacks=[watcher])
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    eval_loss = None
-    if eval_encoded:
-        eval_loss = float(trainer.evaluate()["eval_loss"])
-    seconds = time.perf_counter() - t0
-
+    with quiet_libraries():
+        trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher])
+        t0 = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        eval_loss = None
+        if trainer.eval_dataset is not None and len(trainer.eval_dataset):
+            eval_loss = trainer.evaluate().get("eval_loss")
+        seconds = time.perf_counter() - t0
+        out = Path(config.out)
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
     history = LossHistory.from_log(trainer.state.log_history)
-    out = Path(config.out)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
     result = TrainResult(
         out=str(out), method=config.method, base=config.base, steps=int(trainer.state.global_step),
         train_loss_first=history.train[0][1] if history.train else None,

@@ -31,8 +31,8 @@ USER_TEMPLATE = "Document excerpts:\n\n{context}\n\nQuestion: {question}"
 
 #: a hit is relevant when its chunk contains at least this share of the question's terms …
 MIN_TERM_COVERAGE = 0.5
-#: … or when the dense similarity alone is this high (e5 cosine; unrelated text sits near 0.75)
-MIN_DENSE_SCORE = 0.86
+#: … or when the dense similarity alone is this high (e5 cosine: off-topic questions reach 0.85)
+MIN_DENSE_SCORE = 0.9
 
 
 def _label(n: int, hit: Hit) -> str:

@@ -70,8 +70,9 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _document_errors(app: FastAPI) -> None:
-    """Every operation documents its error responses in OpenAI's shape (for clients and schemathesis)."""
+def _document_errors(app: FastAPI, auth: bool) -> None:
+    """Every operation documents its error responses in OpenAI's shape (for clients and schemathesis);
+    the bearer scheme is documented only when this server checks keys."""
     base_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -81,8 +82,12 @@ def _document_errors(app: FastAPI) -> None:
         schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
         ref = {"description": "an error in OpenAI's shape",
                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        if not auth:
+            schema["components"].pop("securitySchemes", None)
         for path in schema.get("paths", {}).values():
             for op in path.values():
+                if not auth:
+                    op.pop("security", None)
                 responses = op.setdefault("responses", {})
                 for code in ("400", "401", "402", "404", "409", "413", "415", "422", "429", "501", "502"):
                     responses[code] = ref
@@ -105,6 +110,7 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        lab.start()
         for name in settings.models:  # preload: readiness means these answer at once
             lease = await lab.run(lab.pool.acquire, name)
             lease.release()
@@ -121,7 +127,7 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
     app.include_router(openai_routes.router)
     app.include_router(openai_routes.v1)
     app.include_router(lab_routes.router)
-    _document_errors(app)
+    _document_errors(app, settings.auth_required)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -119,7 +119,18 @@ def error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (for a 405's ``Allow`` header)."""
+    from starlette.routing import Match
+
+    methods = {m for route in request.app.routes for m in (getattr(route, "methods", None) or ())
+               if route.matches({**request.scope, "method": m})[0] == Match.FULL}
+    return sorted(methods - {"HEAD"})
+
+
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+        exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allowed_methods(request))})
     return error_response(exc)
 
 

@@ -96,7 +96,8 @@ class JobContext:
 
 class JobManager:
     def __init__(self, max_running: int = 2, max_kept: int = 200):
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_running, thread_name_prefix="llmlab-job")
+        self._max_running = max_running
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._max_kept = max_kept
@@ -108,7 +109,10 @@ class JobManager:
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
-        job.future = self._executor.submit(self._run, job, fn)
+            if self._executor is None:  # made on first use, again after a shutdown
+                self._executor = concurrent.futures.ThreadPoolExecutor(self._max_running,
+                                                                       thread_name_prefix="llmlab-job")
+            job.future = self._executor.submit(self._run, job, fn)
         return job
 
     def _touch(self, job: Job) -> None:
@@ -185,4 +189,7 @@ class JobManager:
             jobs = list(self._jobs.values())
         for j in jobs:
             j.cancel.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -16,12 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import InvalidParameterError
 from .auth import api_key
 from .jobs import Job, JobContext
+from .params import known_query_only
 from .schemas import SEED_MAX
 from .state import LabState
-from .streaming import SSEResponse, sse_event
+from .streaming import SSE_DOC, SSEResponse, sse_event
 from .uploads import UploadStore
 
-router = APIRouter(prefix="/lab", dependencies=[Depends(api_key)], tags=["lab"])
+router = APIRouter(prefix="/lab", dependencies=[Depends(api_key), Depends(known_query_only)], tags=["lab"])
 JOB_ACCEPTED = {202: {"description": "the job was queued; poll GET /lab/jobs/{id}"}}
 
 
@@ -36,7 +37,7 @@ def uploads(lab: LabState) -> UploadStore:
 
 # -- request bodies ------------------------------------------------------------------------------------
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class GenParams(_Body):
@@ -46,14 +47,17 @@ class GenParams(_Body):
     temperature: float | None = Field(None, ge=0, le=5)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0, le=100000)
-    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
     no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
     do_sample: bool | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: list[str] | None = Field(None, max_length=16)
 
     def kwargs(self, ceiling: int) -> dict[str, Any]:
+        from .openai_routes import check_temperature
+
         d = self.model_dump(exclude_none=True)
+        check_temperature(d.get("temperature"))
         if d.get("max_new_tokens", 0) > ceiling:
             raise InvalidParameterError(f"max_new_tokens={d['max_new_tokens']} is above this server's ceiling of "
                                         f"{ceiling} tokens")
@@ -181,7 +185,7 @@ async def delete_upload(upload_id: str, request: Request) -> dict[str, Any]:
 # -- RAG ---------------------------------------------------------------------------------------------------
 def _ingest_job(lab: LabState, paths: list[str], collection: str, embedder: str | None, tokenizer: str | None):
     def run(ctx: JobContext) -> dict[str, Any]:
-        from ..rag import ingest
+        from ..rag.ingest import ingest
 
         config = {"tokenizer": tokenizer} if tokenizer else {}
         spec = embedder or lab.server.rag_embedder
@@ -236,7 +240,7 @@ async def rag_upload(request: Request, files: list[UploadFile] = File(...),
 
 @router.get("/rag/collections")
 async def rag_collections(request: Request) -> dict[str, Any]:
-    from ..rag import list_collections
+    from ..rag.collection import list_collections
 
     lab = lab_state(request)
     items = await lab.run(list_collections, lab.settings)
@@ -252,7 +256,7 @@ async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=
     lab = lab_state(request)
 
     def read() -> dict[str, Any]:
-        from ..rag import Collection
+        from ..rag.collection import Collection
 
         with Collection.open(name, settings=lab.settings) as coll:
             info = coll.info()
@@ -284,7 +288,7 @@ async def rag_drop(name: str, request: Request) -> dict[str, Any]:
 
 
 def _open_collection(lab: LabState, name: str):
-    from ..rag import Collection
+    from ..rag.collection import Collection
 
     coll = Collection.open(name, settings=lab.settings)
     if coll.config.embedder in lab.server.embedding_models or coll.config.embedder == lab.server.rag_embedder:
@@ -298,7 +302,7 @@ async def rag_search(body: SearchRequest, request: Request) -> dict[str, Any]:
     lab = lab_state(request)
 
     def search() -> list[Any]:
-        from ..rag import Retriever
+        from ..rag.retrieve import Retriever
 
         with _open_collection(lab, body.collection) as coll:
             return Retriever(coll, body.mode).search(body.query, body.k)
@@ -307,7 +311,7 @@ async def rag_search(body: SearchRequest, request: Request) -> dict[str, Any]:
     return {"collection": body.collection, "query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
-@router.post("/rag/ask", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+@router.post("/rag/ask", responses={200: SSE_DOC})
 async def rag_ask(body: AskRequest, request: Request, key: str = Depends(api_key)) -> Any:
     """Answer from a collection with numbered citations; ``stream=true`` streams the answer, then the citations."""
     lab = lab_state(request)
@@ -324,6 +328,8 @@ async def rag_ask(body: AskRequest, request: Request, key: str = Depends(api_key
     if not body.stream:
         ans, guarded = await lab.call(body.model, key, answer)
         return _with_guard(ans.to_dict(), guarded)
+    await lab.run(lambda: _open_collection(lab, body.collection).close())  # a missing one is a 404, not an event
+    await lab.run(lab.pool.backend_of, body.model)  # so is an unknown model
     return _stream_call(lab, body.model, key, answer, lambda ans: {"answer": ans.to_dict()})
 
 
@@ -523,7 +529,9 @@ async def lab_fit(request: Request, model: str = Query(min_length=1, max_length=
                   train: Literal["lora", "qlora", "full"] | None = None) -> dict[str, Any]:
     """Whether a model fits this machine's memory, estimated before loading anything."""
     from ..models.fit import estimate_fit
+    from .pool import check_model_name
 
+    check_model_name(model)
     lab = lab_state(request)
     report = await lab.run(lambda: estimate_fit(model, settings=lab.settings, context=context, load_in=load_in,
                                                 quant=quant, train=train))
@@ -554,6 +562,18 @@ async def lab_load(body: ModelRequest, request: Request) -> dict[str, Any]:
 
 
 # -- ledger ------------------------------------------------------------------------------------------------
+def _check_date(name: str, value: str | None) -> None:
+    from datetime import datetime
+
+    if value is not None:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            err = InvalidParameterError(f"{name}={value!r}: use YYYY-MM-DD or an ISO timestamp")
+            err.param = name  # type: ignore[attr-defined]
+            raise err from None
+
+
 def _ledger(lab: LabState) -> Any:
     ledger = lab.ledger()
     if ledger is None:
@@ -578,6 +598,7 @@ async def logs(request: Request, limit: int = Query(20, ge=1, le=1000), kind: st
 @router.get("/usage")
 async def usage(request: Request, since: str | None = Query(None, max_length=40)) -> dict[str, Any]:
     """Tokens, calls and cost per model and per day."""
+    _check_date("since", since)
     lab = lab_state(request)
     rows = await lab.run(lambda: _ledger(lab).usage(since=since))
     totals = {k: sum(r[k] for r in rows) for k in ("calls", "prompt_tokens", "completion_tokens", "total_tokens")}
@@ -588,6 +609,7 @@ async def usage(request: Request, since: str | None = Query(None, max_length=40)
 @router.post("/logs/purge")
 async def purge(body: PurgeRequest, request: Request) -> dict[str, Any]:
     """Delete recorded runs (all, or those before a date) — the user's right to forget."""
+    _check_date("before", body.before)
     lab = lab_state(request)
     n = await lab.run(lambda: _ledger(lab).purge(before=body.before))
     return {"deleted": n}
@@ -605,7 +627,7 @@ async def job(job_id: str, request: Request, events: bool = False) -> dict[str, 
     return lab_state(request).jobs.get(job_id).to_dict(events=events)
 
 
-@router.get("/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+@router.get("/jobs/{job_id}/events", responses={200: SSE_DOC})
 async def job_events(job_id: str, request: Request) -> SSEResponse:
     """The job as server-sent events: one event per change, until it ends."""
     lab = lab_state(request)

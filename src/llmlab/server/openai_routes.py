@@ -21,18 +21,17 @@ from ..errors import InvalidParameterError, ModelNotFoundError, UnsupportedParam
 from ..types import Completion, Message
 from .auth import api_key
 from .errors import error_body, status_for
+from .params import known_query_only
 from .schemas import (ChatCompletion, ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingList,
                       EmbeddingRequest, Health, ModelCard, ModelList, TextCompletion)
 from .state import Generation, LabState
-from .streaming import SSE_DONE, SSEResponse, sse_event
+from .streaming import SSE_DOC, SSE_DONE, SSEResponse, sse_event
 
-STREAM_DOC = {"content": {"text/event-stream": {"schema": {"type": "string"},
-                                                "description": "with stream=true: OpenAI chunks as server-sent events"}}}
 MAX_STOPS = 16
 MAX_STOP_CHARS = 512
 
-router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key)], tags=["OpenAI-compatible"])
+router = APIRouter(dependencies=[Depends(known_query_only)])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key), Depends(known_query_only)], tags=["OpenAI-compatible"])
 
 
 def lab_state(request: Request) -> LabState:
@@ -71,6 +70,15 @@ def to_messages(msgs: list[ChatMessage], limit: int) -> list[Message]:
     return out
 
 
+MIN_TEMPERATURE = 0.01
+
+
+def check_temperature(t: float | None) -> None:
+    """0 means greedy; a positive temperature this small would overflow the softmax."""
+    if t is not None and 0 < t < MIN_TEMPERATURE:
+        _invalid("temperature", f"{t} is too small to sample with; use 0 (greedy) or at least {MIN_TEMPERATURE}")
+
+
 def generation_params(req: ChatCompletionRequest | CompletionRequest, settings: Any, *, chat: bool) -> dict[str, Any]:
     """The request's generation controls as :class:`GenerationParams` keyword arguments."""
     p: dict[str, Any] = {}
@@ -83,6 +91,7 @@ def generation_params(req: ChatCompletionRequest | CompletionRequest, settings: 
     elif max_tokens > ceiling:
         _invalid("max_tokens", f"{max_tokens} is above this server's ceiling of {ceiling} tokens")
     p["max_new_tokens"] = max_tokens
+    check_temperature(req.temperature)
     for name in ("temperature", "top_p", "seed", "top_k", "repetition_penalty", "no_repeat_ngram_size", "do_sample"):
         value = getattr(req, name)
         if value is not None:
@@ -290,7 +299,7 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     return {"id": model_id, "backend": backend, "loaded": False, "kind": "generation"}
 
 
-@v1.post("/chat/completions", response_model=ChatCompletion, responses={200: STREAM_DOC})
+@v1.post("/chat/completions", response_model=ChatCompletion, responses={200: SSE_DOC})
 async def chat_completions(req: ChatCompletionRequest, request: Request, key: str = Depends(api_key)) -> Any:
     """Chat with a model (its own chat template); ``stream=true`` for server-sent events."""
     lab = lab_state(request)
@@ -303,7 +312,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, key: st
     return await respond(gen, bool(req.stream), events, lambda c: chat_response(c, rid, created, req.model))
 
 
-@v1.post("/completions", response_model=TextCompletion, responses={200: STREAM_DOC})
+@v1.post("/completions", response_model=TextCompletion, responses={200: SSE_DOC})
 async def completions(req: CompletionRequest, request: Request, key: str = Depends(api_key)) -> Any:
     """Plain completion of a prompt (no chat template)."""
     lab = lab_state(request)

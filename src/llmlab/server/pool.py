@@ -13,12 +13,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import BusyError
+from ..errors import BusyError, InvalidParameterError
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[str], Any]
 Resolver = Callable[[str], str]
+
+
+def check_model_name(name: str) -> str:
+    """Refuse names no model can have (control characters, over-long path parts) with a 400."""
+    if not name or len(name) > 1024 or any(ord(c) < 32 for c in name):
+        raise InvalidParameterError("invalid model name: 1–1024 characters, no control characters")
+    if any(len(part.encode()) > 255 for part in name.split("/")):
+        raise InvalidParameterError("invalid model name: a path part is longer than 255 bytes")
+    return name
 
 
 @dataclass
@@ -67,6 +76,7 @@ class ModelPool:
     # -- using models -----------------------------------------------------------------------------
     def acquire(self, name: str) -> Lease:
         """The model called ``name`` (loading it if needed), held until the lease is released."""
+        check_model_name(name)
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
@@ -115,6 +125,7 @@ class ModelPool:
     # -- inspecting ---------------------------------------------------------------------------------
     def backend_of(self, name: str) -> str:
         """The backend that serves ``name`` (without loading it); unknown names raise."""
+        check_model_name(name)
         with self._lock:
             entry = self._entries.get(name)
         if entry is not None:
@@ -159,6 +170,10 @@ class ModelPool:
             del self._entries[name]
         entry.model.close()
         return True
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._closed = False
 
     def close(self) -> None:
         with self._lock:

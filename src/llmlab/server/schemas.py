@@ -15,7 +15,8 @@ SEED_MAX = 2**63 - 1
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # strict: a client that sends "echo": 0 or "seed": false has a bug worth hearing about
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class TextPart(_Open):
@@ -60,7 +61,7 @@ class _Sampling(_Open):
     user: str | None = None
     # Hugging Face controls (llmlab extensions)
     top_k: int | None = Field(None, ge=0, le=100000)
-    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
     no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
     do_sample: bool | None = None
 

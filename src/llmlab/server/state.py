@@ -100,15 +100,40 @@ class LabState:
         self.server = server
         self.settings = settings
         self.pool = pool
-        # one thread per stream being read, plus room for blocking calls (tasks, loading, ledger)
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=server.max_concurrent_requests + 16, thread_name_prefix="llmlab-serve")
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         self.admission = Admission(server.max_concurrent_requests)
         self.cost_guard = CostGuard(settings.home / "server" / "spend.db", server.daily_budget_usd)
         self.jobs = JobManager(server.max_jobs)
         self._embedders: dict[str, Any] = {}
         self._embedder_lock = threading.Lock()
         self._ledger: Any = None
+
+    # -- life cycle --------------------------------------------------------------------------------
+    @property
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        """One thread per stream being read, plus room for blocking calls (tasks, loading, ledger)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.server.max_concurrent_requests + 16, thread_name_prefix="llmlab-serve")
+            return self._executor
+
+    def start(self) -> None:
+        """(Re)open what :meth:`close` released — an app may run its lifespan more than once (tests)."""
+        self.pool.reopen()
+
+    def close(self) -> None:
+        """Stop jobs, close models, threads and the ledger."""
+        self.jobs.shutdown()
+        self.pool.close()
+        with self._lock:
+            executor, self._executor = self._executor, None
+            ledger, self._ledger = self._ledger, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if ledger is not None:
+            ledger.close()
 
     # -- helpers the routes share ----------------------------------------------------------------
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -189,7 +214,7 @@ class LabState:
         """The run ledger, or None when recording is off."""
         if not self.settings.ledger:
             return None
-        with self._embedder_lock:
+        with self._lock:
             if self._ledger is None:
                 from ..ledger import Ledger
 
@@ -212,13 +237,6 @@ class LabState:
     def unload(self, name: str) -> bool:
         return self.pool.unload(name)
 
-    def close(self) -> None:
-        self.jobs.shutdown()
-        self.pool.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.cost_guard.close()
-        if self._ledger is not None:
-            self._ledger.close()
 
 
 def _completions(result: Any) -> list[Completion]:

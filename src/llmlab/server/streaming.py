@@ -125,6 +125,13 @@ def sse_event(obj: Any) -> str:
 
 SSE_DONE = "data: [DONE]\n\n"
 
+#: how routes document a text/event-stream answer (OpenAPI 3.1: the schema describes one event)
+SSE_DOC = {"content": {"text/event-stream": {
+    "schema": {"type": "object", "required": ["data"],
+               "properties": {"data": {"type": "string", "description": "one JSON object, or [DONE] at the end"},
+                              "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}},
+    "description": "server-sent events"}}}
+
 
 class SSEResponse(Response):
     """A ``text/event-stream`` response that stops when the client disconnects.

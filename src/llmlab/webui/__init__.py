@@ -12,17 +12,20 @@ from typing import Any
 
 __all__ = ["mount_ui", "build_ui", "LocalLab"]
 
-#: the largest upload the UI accepts (documents, datasets)
-MAX_UPLOAD = "50mb"
+#: the largest upload the UI accepts (documents, datasets) unless the host says otherwise
+MAX_UPLOAD = 50 * 1024 * 1024
+#: where the browser posts files, under the mount path (a host limiting body sizes must allow it)
+UPLOAD_ROUTE = "/gradio_api/upload"
 
 
-def mount_ui(app: Any, lab: Any = None, *, path: str = "/") -> Any:
+def mount_ui(app: Any, lab: Any = None, *, path: str = "/", max_upload: int | str = MAX_UPLOAD) -> Any:
     """Mount the UI on FastAPI ``app`` at ``path`` and return ``app``.
 
     ``lab`` shares settings, the ledger and loaded models with the host (see
     :class:`~llmlab.webui.lab.Lab`); by default ``app.state.lab`` when the server set one, else a
-    :class:`~llmlab.webui.lab.LocalLab`. Mount the UI after the API routes: a mount at ``/``
-    answers every path that no earlier route claimed.
+    :class:`~llmlab.webui.lab.LocalLab`. ``max_upload`` (bytes, or e.g. ``"20mb"``) caps each
+    uploaded file. Mount the UI after the API routes: a mount at ``/`` answers every path that
+    no earlier route claimed.
     """
     from ..errors import MissingDependencyError
 
@@ -45,7 +48,7 @@ def mount_ui(app: Any, lab: Any = None, *, path: str = "/") -> Any:
 
     blocks = build_ui(lab)
     gr.mount_gradio_app(app, blocks, path=path, theme=theme(), css=CSS, ssr_mode=False, footer_links=["settings"],
-                        max_file_size=MAX_UPLOAD, show_error=True)
+                        max_file_size=max_upload, show_error=True)
     return app
 
 

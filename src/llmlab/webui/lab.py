@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: answers the UI streams at once per screen; the lab decides whether they batch (the server's
+#: pool) or take turns (LocalLab's per-model lock)
+GENERATIONS = 8
+
 
 @runtime_checkable
 class Lab(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 from .. import params as gen_params
 from ..choices import model_names, session_names
 from ..feedback import user_errors
-from ..lab import Lab
+from ..lab import GENERATIONS, Lab
 from ..labels import bi, info
 
 LOGPROB_COLUMNS = ["token", "logprob", "top alternatives"]
@@ -82,10 +82,10 @@ def send(lab: Lab, message: str, turns: list[dict], display: list[dict], model_n
         for delta in stream:
             if delta.index == 0:
                 text += delta.text
-                display[-1] = {"role": "assistant", "content": text}
+                display = display[:-1] + [{"role": "assistant", "content": text}]
                 yield "", display, turns, session, "", []
         c = stream.completion
-    display[-1] = {"role": "assistant", "content": answer_markdown(c, chat.trimmed_turns)}
+    display = display[:-1] + [{"role": "assistant", "content": answer_markdown(c, chat.trimmed_turns)}]
     turns = list(turns) + [{"role": "user", "content": message}, {"role": "assistant", "content": c.text}]
     yield "", display, turns, session, saved_note(session, c), logprob_rows(c)
 
@@ -141,7 +141,7 @@ def build(lab: Lab) -> None:
     def go(*args: Any):
         yield from send(lab, *args)
 
-    events = [trigger(go, inputs, outputs, concurrency_id="model", concurrency_limit=1)
+    events = [trigger(go, inputs, outputs, concurrency_id="chat", concurrency_limit=GENERATIONS)
               for trigger in (box.submit, send_btn.click)]
     stop_btn.click(None, cancels=events)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..choices import collection_names, model_names
 from ..feedback import updates, user_errors
-from ..lab import Lab
+from ..lab import GENERATIONS, Lab
 from ..labels import bi, info
 
 COLLECTION_COLUMNS = ["name", "documents", "chunks", "embedder", "store"]
@@ -201,6 +201,6 @@ def build(lab: Lab) -> None:
     def go(q, name, m, kv, mx):
         yield from ask(lab, q, name, m, kv, mx)
 
-    ev = dict(concurrency_id="model", concurrency_limit=1)
+    ev = dict(concurrency_id="rag-ask", concurrency_limit=GENERATIONS)
     ask_btn.click(go, [question, coll, model, k, max_new], [answer, cites], **ev)
     question.submit(go, [question, coll, model, k, max_new], [answer, cites], **ev)

@@ -47,6 +47,7 @@ def example_html(example: dict[str, Any] | None) -> str:
 @user_errors
 def check(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, max_seq_len: float, eval_upload: str | None):
     """(summary, issues, length histogram, example) from the linter."""
+    import gradio as gr
     import pandas as pd
 
     from ...finetune.lint import lint
@@ -54,7 +55,7 @@ def check(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, max_seq
     r = lint(_data_path(upload, typed), format=None if fmt == "auto" else fmt, base=base or None,
              max_seq_len=int(max_seq_len) if max_seq_len else None, eval_path=eval_upload or None,
              settings=lab.settings)
-    status = "✅ OK" if r.ok else f"❌ {len(r.errors)} error(s)"
+    status = "✓ OK" if r.ok else f"✗ {len(r.errors)} error(s)"
     t = r.stats.get("tokens") or {}
     summary = (f"**{Path(r.path).name}** — {r.format}, {r.n} records — {status}\n\n"
                + (f"tokens ({r.base}): min {t['min']}, p50 {t['p50']}, p95 {t['p95']}, max {t['max']} · " if t else "")
@@ -64,7 +65,8 @@ def check(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, max_seq
     issues += [["warning", w.kind, w.line, w.detail] for w in r.warnings]
     hist = pd.DataFrame([{"tokens": f"{b['from']}–{b['to']}", "count": b["count"]} for b in r.histogram],
                         columns=["tokens", "count"])
-    return summary, issues, hist, example_html(r.example)
+    # bucket labels are text: keep the linter's order instead of an alphabetical one
+    return summary, issues, gr.BarPlot(value=hist, sort=list(hist["tokens"])), example_html(r.example)
 
 
 def loss_frame(losses: list[tuple[int, float]]) -> Any:
@@ -88,7 +90,7 @@ def start(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, method:
                          lr=float(lr) if lr else None, batch_size=int(batch_size), max_seq_len=int(max_seq_len),
                          lora_r=int(lora_r), threads=lab.settings.threads)
     lines: list[str] = []
-    for kind, item in updates(lambda report: train(config, settings=lab.settings, progress=True, echo=report)):
+    for kind, item in updates(lambda report: train(config, settings=lab.settings, progress=False, echo=report)):
         if kind == "update":
             lines.append(str(item))
             yield "\n".join(lines), loss_frame([]), out
@@ -136,8 +138,7 @@ def build(lab: Lab) -> None:
     summary = gr.Markdown(elem_id="ft-summary")
     with gr.Row():
         issues = gr.Dataframe(headers=ISSUE_COLUMNS, interactive=False, wrap=True, max_height=300)
-        hist = gr.BarPlot(x="tokens", y="count", label=bi("길이 분포 (토큰)", "Length histogram (tokens)"),
-                          sort="x")
+        hist = gr.BarPlot(x="tokens", y="count", label=bi("길이 분포 (토큰)", "Length histogram (tokens)"))
     example = gr.HTML()
 
     with gr.Accordion(bi("학습", "Training"), open=True):
@@ -178,5 +179,4 @@ def build(lab: Lab) -> None:
     ev = start_btn.click(go, [upload, typed, fmt, base, method, epochs, max_steps, lr, batch_size, max_seq_len, lora_r,
                               out, eval_upload], [log, loss, tuned], concurrency_id="finetune", concurrency_limit=1)
     stop_btn.click(None, cancels=[ev])
-    compare_btn.click(lambda b, t, p: compare(lab, b, t, p), [base, tuned, prompt], [before, after],
-                      concurrency_id="model", concurrency_limit=1)
+    compare_btn.click(lambda b, t, p: compare(lab, b, t, p), [base, tuned, prompt], [before, after])

@@ -98,6 +98,7 @@ def build(lab: Lab) -> None:
 
     with gr.Accordion(bi("이 컴퓨터의 모델", "Models on this machine"), open=True):
         local = gr.Dataframe(headers=LOCAL_COLUMNS, value=lambda: local_rows(lab), interactive=False, wrap=True,
+                             elem_id="models-local",
                              column_widths=["22%", "8%", "9%", "8%", "8%", "45%"])
 
     with gr.Accordion(bi("불러온 모델", "Loaded models"), open=True):
@@ -164,7 +165,7 @@ def build(lab: Lab) -> None:
             gr.Info(f"{name}: 불러온 적 없음 · not loaded")
         return loaded_rows(lab)
 
-    load_btn.click(load, pick, loaded, concurrency_id="model", concurrency_limit=1)
+    load_btn.click(load, pick, loaded)
     unload_btn.click(unload, pick, loaded)
     fit_btn.click(lambda *a: fit(lab, *a), [fit_model, fit_quant, fit_ctx, fit_train, fit_load_in, fit_batch, fit_seq],
                   [fit_table, fit_verdict])

