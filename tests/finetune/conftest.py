@@ -63,13 +63,18 @@ def write_jsonl(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def real_tokenizer(tmp_path_factory):
-    """The bundled model's tokenizer (read from its GGUF once per session)."""
+def session_home(tmp_path_factory) -> Path:
+    """An LLMLAB_HOME shared by the slow tests, so the bundled tokenizer is read from its GGUF only once."""
+    return tmp_path_factory.mktemp("finetune-home")
+
+
+@pytest.fixture(scope="session")
+def real_tokenizer(session_home):
+    """The bundled model's tokenizer."""
     from llmlab.config import Settings
     from llmlab.finetune.formatting import load_tokenizer
 
-    home = tmp_path_factory.mktemp("tokenizer-home")
-    return load_tokenizer("smollm2-135m", Settings(home=home))
+    return load_tokenizer("smollm2-135m", Settings(home=session_home))
 
 
 MEMORIZE = [

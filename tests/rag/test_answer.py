@@ -20,6 +20,15 @@ def coll(docs_dir, fast_config):
     c.close()
 
 
+def test_duplicate_chunks_are_cited_once():
+    from llmlab.rag.answer import distinct
+    from llmlab.rag.types import Chunk, Hit
+
+    hits = [Hit(str(i), 1.0, Chunk(doc_id=d, index=0, text=t, source=d))
+            for i, (d, t) in enumerate([("a.pdf", "제60조 ① 15일을\n준다."), ("a.txt", "제60조 ① 15일을 준다."), ("b", "다른 글")])]
+    assert [h.chunk.doc_id for h in distinct(hits)] == ["a.pdf", "b"]
+
+
 def test_cited_numbers():
     assert cited_numbers("답은 15일이다 [1][3]. 또한 [2, 4] 참고. [x]") == [1, 2, 3, 4]
 
@@ -82,3 +91,15 @@ def test_ask_loads_the_model_by_name(coll, monkeypatch):
     ans = ask("쥐를 잡는 동물은?", "t", model=llmlab.load_model("x", backend="fake", replies=["고양이 [1]"],
                                                            context_length=4096))
     assert ans.citations[0].doc_id == "rec-0"
+
+
+def test_prompt_library_template(coll):
+    from llmlab.errors import InvalidParameterError
+    from llmlab.rag.answer import load_answer_template
+
+    m = llmlab.load_model("x", backend="fake", replies=["목성"], context_length=4096)
+    ans = answer_question("태양계에서 가장 큰 행성은?", coll, m, template=load_answer_template("extractive_qa"))
+    assert ans.answer == "목성"
+    assert "Copy the shortest span" in m.backend.prompts[-1]
+    with pytest.raises(InvalidParameterError, match="must declare the variables context and question"):
+        load_answer_template("summarize")

@@ -1,7 +1,6 @@
 """Evaluation: distinct-document recall, MRR, answer-in-context, EM/F1."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

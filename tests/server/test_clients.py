@@ -14,8 +14,8 @@ KEY = "sk-test-key-123456"
 
 
 @pytest.fixture(scope="module")
-def server_url():
-    app = make_app(replies=[KO], api_keys=[KEY])
+def server_url(tmp_path_factory):
+    app = make_app(replies=[KO], api_keys=[KEY], home=tmp_path_factory.mktemp("clients-home"))
     with live_server(app) as url:
         yield url
 

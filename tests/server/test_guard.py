@@ -18,7 +18,7 @@ from llmlab.guard.policy import GuardedModel, MaskingLedger, StreamUnmasker
 from llmlab.server.pool import default_pool
 from llmlab.server.settings import ServerSettings
 
-from .conftest import live_server, make_app, parse_sse
+from .conftest import live_server, parse_sse
 
 PHONE = "010-1234-5678"
 ASK = f"제 번호는 {PHONE} 입니다. 이 번호로 연락 주세요."
@@ -55,7 +55,7 @@ def stub():
         yield url + "/v1", received
 
 
-def api_client(client_for, stub_url, **server):
+def api_client(stub_url, **server):
     core = load_settings(api_base=stub_url, api_key=SecretStr("sk-upstream-secret"))
     settings = ServerSettings(ui=False, embedding_models=["hash"], **server)
     from fastapi.testclient import TestClient
@@ -72,9 +72,9 @@ def ask(c, stream=False):
                                                  "messages": [{"role": "user", "content": ASK}]})
 
 
-def test_phone_number_leaves_masked_and_comes_back_restored(client_for, stub):
+def test_phone_number_leaves_masked_and_comes_back_restored(stub):
     url, received = stub
-    c = api_client(client_for, url)
+    c = api_client(url)
     try:
         r = ask(c)
         assert r.status_code == 200, r.text
@@ -98,9 +98,9 @@ def test_phone_number_leaves_masked_and_comes_back_restored(client_for, stub):
         c.__exit__(None, None, None)
 
 
-def test_block_policy_refuses_with_400(client_for, stub):
+def test_block_policy_refuses_with_400(stub):
     url, received = stub
-    c = api_client(client_for, url, pii_policy={"openai": "block"})
+    c = api_client(url, pii_policy={"openai": "block"})
     try:
         r = ask(c)
         assert r.status_code == 400 and r.json()["error"]["code"] == "pii_blocked"
@@ -116,10 +116,10 @@ def test_local_backends_warn_by_default(client_for):
     assert c.app.state.lab.pool.get_loaded("m").backend.prompts[-1].count(PHONE) == 1  # sent as is
 
 
-def test_daily_budget_per_key(client_for, stub):
+def test_daily_budget_per_key(stub):
     url, received = stub
     key = "sk-budget-test-1"
-    c = api_client(client_for, url, api_keys=[key], daily_budget_usd=0.0005)
+    c = api_client(url, api_keys=[key], daily_budget_usd=0.0005)
     try:
         h = {"Authorization": f"Bearer {key}"}
         body = {"model": "openai:gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

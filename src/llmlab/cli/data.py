@@ -51,8 +51,9 @@ def print_report(report) -> None:
     status = click.style("OK", fg="green") if report.ok else click.style(f"{len(report.errors)} error(s)", fg="red")
     click.echo(f"{report.path}: {report.format}, {report.n} record(s) — {status}")
     for e in report.errors:
-        where = f"line {e.line}" if e.line is not None else "file"
-        click.echo(f"  {click.style('error', fg='red')} {report.path}:{e.line or ''} ({where}): {e.problem}")
+        where = f"{report.path}:{e.line}" if e.line is not None else report.path
+        click.echo(f"  {click.style('error', fg='red')} {where} (line {e.line}): {e.problem}" if e.line is not None
+                   else f"  {click.style('error', fg='red')} {where}: {e.problem}")
     if report.warnings:
         click.echo(f"\nwarnings ({len(report.warnings)}):")
         kinds: dict[str, list] = {}

@@ -100,19 +100,21 @@ def search(query, collection, k, mode, rerank, as_json):
 @click.option("--backend", default=None, help="Force a backend (llamacpp, transformers, openai, …).")
 @click.option("-k", "--k", "k", type=int, default=5, show_default=True, help="Chunks to retrieve.")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--template", default=None, help="Prompt template (library name or YAML path) with context and question.")
 @json_option
 @handle_errors
-def ask(question, collection, model, backend, k, max_new_tokens, as_json):
+def ask(question, collection, model, backend, k, max_new_tokens, template, as_json):
     """Answer QUESTION from a collection, citing the chunks used as [1], [2], …"""
     from ..models.model import load_model
-    from ..rag.answer import answer_question
+    from ..rag.answer import answer_question, load_answer_template
     from ..rag.collection import Collection
 
     settings = get_settings()
+    tpl = load_answer_template(template)
     with Collection.open(collection, settings=settings) as coll, \
             load_model(model, backend=backend, settings=settings) as m:
         stream = None if as_json else (lambda t: click.echo(t, nl=False))
-        ans = answer_question(question, coll, m, k=k, max_new_tokens=max_new_tokens, on_delta=stream)
+        ans = answer_question(question, coll, m, k=k, max_new_tokens=max_new_tokens, on_delta=stream, template=tpl)
     if as_json:
         emit_json(ans.to_dict())
         return

@@ -170,13 +170,21 @@ def load_base(config: TrainConfig, settings):
     return model
 
 
-def sft_config(config: TrainConfig, has_eval: bool):
+def on_cuda(config: TrainConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and config.device != "cpu"
+
+
+def sft_config(config: TrainConfig, has_eval: bool, gradient_checkpointing: bool | None = None):
     import torch
     from trl import SFTConfig
 
-    cuda = torch.cuda.is_available() and config.device != "cpu"
+    cuda = on_cuda(config)
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    gc = config.gradient_checkpointing if config.gradient_checkpointing is not None else (cuda or config.method == "qlora")
+    gc = gradient_checkpointing if gradient_checkpointing is not None else config.gradient_checkpointing
+    if gc is None:
+        gc = cuda or config.method == "qlora"
     kwargs: dict[str, Any] = dict(
         output_dir=str(Path(config.out) / CHECKPOINTS),
         max_steps=config.max_steps or -1, num_train_epochs=config.epochs or 1.0,
@@ -195,12 +203,13 @@ def sft_config(config: TrainConfig, has_eval: bool):
 
 
 def build_trainer(config: TrainConfig, model, tokenizer, encoded: list[Encoded], eval_encoded: list[Encoded] | None,
-                  callbacks: list):
+                  callbacks: list, gradient_checkpointing: bool | None = None):
     """TRL's SFTTrainer on the pre-tokenized data (labels are built from the assistant masks)."""
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(model=model, args=sft_config(config, has_eval=bool(eval_encoded)),
+    args = sft_config(config, has_eval=bool(eval_encoded), gradient_checkpointing=gradient_checkpointing)
+    trainer = SFTTrainer(model=model, args=args,
                          train_dataset=to_dataset(encoded),
                          eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
                          peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
@@ -230,16 +239,32 @@ def quiet_libraries():
 
 
 # -- the run ----------------------------------------------------------------------------------
-def show_fit(config: TrainConfig, settings, echo: Callable[[str], None]) -> None:
+def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> bool | None:
+    """Show ``llmlab models fit --train``'s estimate; returns the gradient-checkpointing choice.
+
+    On a CPU checkpointing is off (it costs about a third more compute) unless the estimate
+    without it does not fit in RAM; an explicit ``gradient_checkpointing`` is kept.
+    """
     from ..models.fit import estimate_fit
 
+    gc = config.gradient_checkpointing
+    if gc is None and not on_cuda(config) and config.method != "qlora":
+        gc = False
+
+    def estimate(checkpointing):
+        return estimate_fit(config.base, settings=settings, train=config.method, batch_size=config.batch_size,
+                            seq_len=config.max_seq_len, lora_rank=config.lora_r, gradient_checkpointing=checkpointing)
+
     try:
-        fit = estimate_fit(config.base, settings=settings, train=config.method, batch_size=config.batch_size,
-                           seq_len=config.max_seq_len, lora_rank=config.lora_r)
+        fit = estimate(gc)
+        if config.gradient_checkpointing is None and gc is False and fit.fits_ram is False:
+            gc, fit = True, estimate(True)
+            echo("gradient checkpointing on: without it this run would not fit in RAM")
     except LLMLabError as e:  # an estimate must never stop a run
         echo(f"memory estimate unavailable: {e}")
-        return
+        return gc
     echo(f"memory (llmlab models fit {config.base} --train {config.method}): {fit.verdict}")
+    return gc
 
 
 def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: bool = True,
@@ -265,7 +290,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     eval_encoded = report.eval_encoded
     if config.eval_split:
         encoded, eval_encoded = split_eval(encoded, config.eval_split, config.seed)
-    show_fit(config, settings, echo)
+    gradient_checkpointing = plan_memory(config, settings, echo)
 
     import torch
 
@@ -274,7 +299,8 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     model = load_base(config, settings)
     watcher = progress_callback(enabled=progress)
     with quiet_libraries():
-        trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher])
+        trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher],
+                                gradient_checkpointing=gradient_checkpointing)
         t0 = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         eval_loss = None
@@ -294,9 +320,9 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     )
     card = RunCard(base=config.base, method=config.method, params=config.to_dict(),
                    chat_template=formatter.template_name,
-                   data={"train": str(Path(config.train).resolve()), "sha256": file_sha256(config.train),
+                   data={"train": _where(config.train), "sha256": file_sha256(config.train),
                          "format": report.format, "examples": len(encoded),
-                         "eval": str(Path(config.eval).resolve()) if config.eval else None,
+                         "eval": _where(config.eval) if config.eval else None,
                          "eval_split": config.eval_split, "eval_examples": len(eval_encoded or []),
                          "warnings": report.stats},
                    metrics={**result.to_dict(), "losses": history.train, "eval_losses": history.eval})
@@ -305,6 +331,11 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         card.ledger_run_id = result.run_id
     card.save(out)
     return result
+
+
+def _where(path: str) -> str:
+    """A data file's absolute path for the run card (``hf:NAME`` datasets as given)."""
+    return path if path.startswith("hf:") else str(Path(path).resolve())
 
 
 def record_run(settings, config: TrainConfig, result: TrainResult, card: RunCard) -> int | None:

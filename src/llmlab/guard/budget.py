@@ -31,12 +31,19 @@ class CostGuard:
             raise ValueError("daily_usd must be ≥ 0")
         self.daily_usd = daily_usd
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS spend (key_id TEXT NOT NULL, day TEXT NOT NULL, "
-                         "usd REAL NOT NULL DEFAULT 0, PRIMARY KEY (key_id, day))")
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """Opened on first use: a server without a budget never creates the file."""
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS spend (key_id TEXT NOT NULL, day TEXT NOT NULL, "
+                               "usd REAL NOT NULL DEFAULT 0, PRIMARY KEY (key_id, day))")
+        return self._conn
 
     def spent(self, key_id: str, day: str | None = None) -> float:
         with self._lock:
@@ -54,7 +61,7 @@ class CostGuard:
                 f"today, UTC); it resets at 00:00 UTC. Use a local model, or ask the operator to raise the budget")
 
     def charge(self, key_id: str, usd: float) -> None:
-        if usd <= 0:
+        if usd <= 0 or self.daily_usd is None:
             return
         with self._lock:
             self._db.execute("INSERT INTO spend(key_id, day, usd) VALUES (?,?,?) "
@@ -63,4 +70,6 @@ class CostGuard:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ..errors import InvalidParameterError
 from ..types import Message
 from .collection import DEFAULT_COLLECTION, Collection
 from .retrieve import Retriever
@@ -21,13 +22,42 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = "문서에서 답을 찾을 수 없습니다. (The answer is not in the documents.)"
 
-SYSTEM_PROMPT = (
-    "You answer questions using only the numbered document excerpts the user gives you. "
-    "Cite the excerpts you use with their numbers in square brackets, like [1] or [2][3]. "
-    "If the excerpts do not contain the answer, say that the documents do not contain it. "
-    "Answer briefly, in the language of the question."
-)
-USER_TEMPLATE = "Document excerpts:\n\n{context}\n\nQuestion: {question}"
+#: the answering prompt, in the prompt library's format (``rag ask --template`` takes another
+#: library name or YAML path that declares ``context`` and ``question``)
+RAG_TEMPLATE = {
+    "name": "rag_answer",
+    "version": 1,
+    "description": "Answer from numbered document excerpts and cite them as [1], [2]. "
+                   "번호가 붙은 문서 발췌만 근거로 답하고 [1], [2]처럼 인용합니다.",
+    "system": ("You answer questions using only the numbered document excerpts the user gives you. "
+               "Cite the excerpts you use with their numbers in square brackets, like [1] or [2][3]. "
+               "If the excerpts do not contain the answer, reply: {{ not_found }} "
+               "Answer briefly, in the language of the question."),
+    "template": "Document excerpts:\n\n{{ context }}\n\nQuestion: {{ question }}",
+    "variables": {
+        "context": "The numbered excerpts, each headed by its source, section and page.",
+        "question": "The user's question.",
+        "not_found": {"description": "The reply when the excerpts do not answer it.", "default": NOT_FOUND},
+    },
+    "params": {"temperature": 0},
+}
+
+
+def load_answer_template(name_or_path: str | None = None):
+    """The built-in RAG template, or a prompt-library template by name or YAML path."""
+    from ..prompts.template import PromptTemplate
+
+    if name_or_path is None:
+        return PromptTemplate.from_dict(RAG_TEMPLATE, source="llmlab.rag.answer.RAG_TEMPLATE")
+    from ..prompts import load_template
+
+    tpl = load_template(name_or_path)
+    missing = {"context", "question"} - set(tpl.variables)
+    if missing:
+        raise InvalidParameterError(f"template {tpl.name!r} must declare the variables context and question "
+                                    f"(missing: {', '.join(sorted(missing))})")
+    return tpl
+
 
 #: a hit is relevant when its chunk contains at least this share of the question's terms …
 MIN_TERM_COVERAGE = 0.5
@@ -60,13 +90,26 @@ def relevant(hits: list[Hit], terms: list[str]) -> list[Hit]:
             if term_coverage(h, terms) >= MIN_TERM_COVERAGE or h.scores.get("dense", 0.0) >= MIN_DENSE_SCORE]
 
 
-def build_messages(question: str, hits: list[Hit], model: Any, *, max_new_tokens: int) -> tuple[list[Message], list[Hit]]:
+def distinct(hits: list[Hit]) -> list[Hit]:
+    """Drop hits whose text repeats a better one (the same law as PDF and as text, say)."""
+    seen: set[str] = set()
+    out = []
+    for h in hits:
+        key = "".join(h.chunk.text.split())
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
+
+
+def build_messages(question: str, hits: list[Hit], model: Any, *, max_new_tokens: int,
+                   template: Any = None) -> tuple[list[Message], list[Hit]]:
     """The chat messages with as many hits as fit the model's window (the first one truncated if need be)."""
+    tpl = template or load_answer_template()
     budget = model.context_length - max_new_tokens - 16  # 16: slack for template tokens we cannot see
 
     def messages(used: list[str]) -> list[Message]:
-        return [Message("system", SYSTEM_PROMPT),
-                Message("user", USER_TEMPLATE.format(context="\n\n".join(used), question=question))]
+        return tpl.messages({"context": "\n\n".join(used), "question": question})
 
     blocks: list[str] = []
     kept: list[Hit] = []
@@ -98,19 +141,21 @@ def cited_numbers(text: str) -> list[int]:
 
 def answer_question(question: str, collection: Collection, model: Any, *, k: int = 5,
                     retriever: Retriever | None = None, hits: list[Hit] | None = None, max_new_tokens: int = 256,
-                    on_delta: Callable[[str], None] | None = None, record: bool = True, **params: Any) -> Answer:
+                    on_delta: Callable[[str], None] | None = None, record: bool = True, template: Any = None,
+                    **params: Any) -> Answer:
     """Answer ``question`` from ``collection`` with ``model`` (a loaded :class:`~llmlab.models.model.Model`)."""
     retriever = retriever or Retriever(collection)
     hits = hits if hits is not None else retriever.search(question, k)
     terms = retriever.query_terms(question)
-    good = relevant(hits, terms)
+    good = distinct(relevant(hits, terms))
     if not good:
         if on_delta:
             on_delta(NOT_FOUND)
         ans = Answer(answer=NOT_FOUND, citations=[], retrieved=hits, found=False, model=model.name)
     else:
-        msgs, used = build_messages(question, good, model, max_new_tokens=max_new_tokens)
-        stream = model.stream_chat(msgs, max_new_tokens=max_new_tokens, **{"temperature": 0.0, **params})
+        tpl = template or load_answer_template()
+        msgs, used = build_messages(question, good, model, max_new_tokens=max_new_tokens, template=tpl)
+        stream = model.stream_chat(msgs, **tpl.generation_params(max_new_tokens=max_new_tokens, **params))
         for delta in stream:
             if on_delta:
                 on_delta(delta.text)

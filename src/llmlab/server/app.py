@@ -26,7 +26,8 @@ from .state import LabState
 
 log = logging.getLogger(__name__)
 
-UPLOAD_PATHS = ("/lab/uploads", "/lab/rag/upload")
+#: routes that take files get the upload limit instead of the body limit (the web UI's too)
+UPLOAD_PATHS = ("/lab/uploads", "/lab/rag/upload", "/gradio_api/upload")
 
 
 class BodyLimit:
@@ -89,7 +90,7 @@ def _document_errors(app: FastAPI, auth: bool) -> None:
                 if not auth:
                     op.pop("security", None)
                 responses = op.setdefault("responses", {})
-                for code in ("400", "401", "402", "404", "409", "413", "415", "422", "429", "501", "502"):
+                for code in ("400", "401", "402", "404", "413", "415", "422", "429", "501", "502"):
                     responses[code] = ref
         app.openapi_schema = schema
         return schema

@@ -43,12 +43,6 @@ class UnsupportedMediaTypeError(LLMLabError):
     code = "unsupported_media_type"
 
 
-class ConflictError(LLMLabError):
-    """The request is valid but clashes with the current state (e.g. stopping a finished job)."""
-
-    code = "conflict"
-
-
 #: status per error class; the nearest class in an error's MRO decides
 STATUS: dict[type, int] = {
     AuthError: 401,
@@ -58,7 +52,6 @@ STATUS: dict[type, int] = {
     BudgetExceededError: 402,
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
-    ConflictError: 409,
     BusyError: 429,
     ContextOverflowError: 400,
     InvalidParameterError: 400,
@@ -72,7 +65,7 @@ STATUS: dict[type, int] = {
 }
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-               404: "not_found_error", 409: "invalid_request_error", 413: "invalid_request_error",
+               404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
 
@@ -86,6 +79,16 @@ def status_for(exc: LLMLabError) -> int:
 def error_body(message: str, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param,
                       "code": code}}
+
+
+def error_event(exc: BaseException) -> dict[str, Any]:
+    """The error body for an error that happens after a stream began (sent as an SSE event)."""
+    if isinstance(exc, LLMLabError):
+        if status_for(exc) >= 500:
+            log.error("%s mid-stream: %s", type(exc).__name__, exc)
+        return error_body(str(exc), status_for(exc), exc.code)
+    log.error("unexpected error mid-stream", exc_info=exc)
+    return error_body("internal server error; the server log has the details", 500, "internal_error")
 
 
 def error_response(exc: BaseException) -> JSONResponse:

@@ -65,6 +65,10 @@ class JobContext:
         self._touch = touch
 
     @property
+    def job_id(self) -> str:
+        return self._job.id
+
+    @property
     def cancelled(self) -> bool:
         return self._job.cancel.is_set()
 

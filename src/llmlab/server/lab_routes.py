@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidParameterError
 from .auth import api_key
+from .errors import error_event
 from .jobs import Job, JobContext
+from .lab_schemas import (AskRequest, FinetuneCheckRequest, FinetuneRequest, GridRequest, IngestRequest, ModelRequest,
+                          PullRequest, PurgeRequest, QARequest, SearchRequest, SummarizeRequest, TranslateRequest)
 from .params import known_query_only
-from .schemas import SEED_MAX
 from .state import LabState
 from .streaming import SSE_DOC, SSEResponse, sse_event
 from .uploads import UploadStore
@@ -33,126 +34,6 @@ def lab_state(request: Request) -> LabState:
 def uploads(lab: LabState) -> UploadStore:
     return UploadStore(lab.settings.home / "uploads", max_bytes=lab.server.max_upload_bytes,
                        allowed=lab.server.upload_types)
-
-
-# -- request bodies ------------------------------------------------------------------------------------
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class GenParams(_Body):
-    """Generation controls for lab calls (Hugging Face names and meanings)."""
-
-    max_new_tokens: int | None = Field(None, ge=0)
-    temperature: float | None = Field(None, ge=0, le=5)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0, le=100000)
-    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
-    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
-    do_sample: bool | None = None
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    stop: list[str] | None = Field(None, max_length=16)
-
-    def kwargs(self, ceiling: int) -> dict[str, Any]:
-        from .openai_routes import check_temperature
-
-        d = self.model_dump(exclude_none=True)
-        check_temperature(d.get("temperature"))
-        if d.get("max_new_tokens", 0) > ceiling:
-            raise InvalidParameterError(f"max_new_tokens={d['max_new_tokens']} is above this server's ceiling of "
-                                        f"{ceiling} tokens")
-        return d
-
-
-Text = Field(min_length=1, max_length=200_000)
-Name = Field(min_length=1, max_length=512)
-CollectionName = Field("default", min_length=1, max_length=64)
-
-
-class SummarizeRequest(_Body):
-    model: str = Name
-    text: str = Text
-    style: Literal["sentence", "bullet"] = "sentence"
-    length: int | None = Field(None, ge=1, le=100)
-    language: str | None = Field(None, max_length=40)
-    params: GenParams = Field(default_factory=GenParams)
-
-
-class TranslateRequest(_Body):
-    model: str = Name
-    text: str = Text
-    to: str = Field("en", min_length=1, max_length=40)
-    source: str | None = Field(None, max_length=40)
-    params: GenParams = Field(default_factory=GenParams)
-
-
-class QARequest(_Body):
-    model: str = Name
-    context: str = Text
-    question: str = Field(min_length=1, max_length=4000)
-    params: GenParams = Field(default_factory=GenParams)
-
-
-class IngestRequest(_Body):
-    upload_ids: list[str] = Field(min_length=1, max_length=200)
-    collection: str = CollectionName
-    embedder: str | None = Field(None, max_length=200, description="for a new collection; one of the server's "
-                                                                    "embedding models")
-    tokenizer: Literal["kiwi", "simple"] | None = None
-
-
-class SearchRequest(_Body):
-    query: str = Field(min_length=1, max_length=4000)
-    collection: str = CollectionName
-    k: int = Field(5, ge=1, le=50)
-    mode: Literal["hybrid", "bm25", "dense", "lexical"] = "hybrid"
-
-
-class AskRequest(_Body):
-    question: str = Field(min_length=1, max_length=4000)
-    model: str = Name
-    collection: str = CollectionName
-    k: int = Field(5, ge=1, le=20)
-    stream: bool = False
-    params: GenParams = Field(default_factory=GenParams)
-
-
-class GridRequest(_Body):
-    grid: dict[str, Any] = Field(description="a grid file's content (templates, models, params, inputs, scorers)")
-    fresh: bool = False
-
-
-class PullRequest(_Body):
-    model: str = Name
-    quant: str | None = Field(None, max_length=40)
-
-
-class ModelRequest(_Body):
-    model: str = Name
-
-
-class PurgeRequest(_Body):
-    before: str | None = Field(None, max_length=40, description="YYYY-MM-DD or ISO time; all runs when omitted")
-
-
-class FinetuneCheckRequest(_Body):
-    upload_id: str = Field(min_length=12, max_length=12)
-    base: str | None = Field(None, max_length=512)
-    format: str | None = Field(None, max_length=40)
-    max_seq_len: int | None = Field(None, ge=16, le=32768)
-
-
-class FinetuneRequest(_Body):
-    upload_id: str = Field(min_length=12, max_length=12, description="the training data (an uploaded .jsonl)")
-    base: str = Name
-    method: Literal["lora", "qlora", "full"] = "lora"
-    eval_upload_id: str | None = Field(None, min_length=12, max_length=12)
-    max_steps: int | None = Field(None, ge=1, le=100000)
-    epochs: float | None = Field(None, gt=0, le=100)
-    lr: float | None = Field(None, gt=0, lt=1)
-    batch_size: int = Field(4, ge=1, le=512)
-    max_seq_len: int = Field(512, ge=16, le=32768)
-    lora_r: int = Field(16, ge=1, le=1024)
 
 
 # -- uploads -----------------------------------------------------------------------------------------------
@@ -230,7 +111,10 @@ async def rag_upload(request: Request, files: list[UploadFile] = File(...),
                      embedder: str | None = Form(None, max_length=200),
                      tokenizer: Literal["kiwi", "simple"] | None = Form(None)) -> dict[str, Any]:
     """Upload files and ingest them into a collection in one step (a background job)."""
+    from ..rag.collection import validate_name
+
     lab = lab_state(request)
+    validate_name(collection)
     _check_embedder(lab, embedder)
     stored = await _store_files(lab, files)
     job = _start_ingest(lab, [s.path for s in stored],
@@ -364,9 +248,7 @@ def _stream_call(lab: LabState, model: str, key: str, fn: Any, final: Any) -> SS
             try:
                 result, guarded = task.result()
             except Exception as e:  # reported in-band: the status line is sent already
-                from .openai_routes import _stream_error
-
-                yield sse_event(_stream_error(e))
+                yield sse_event(error_event(e))
                 return
             yield sse_event(_with_guard(final(result), guarded))
             yield "data: [DONE]\n\n"
@@ -502,7 +384,7 @@ async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, A
     def run(ctx: JobContext) -> dict[str, Any]:
         from ..finetune.train import train
 
-        config.out = str(out / ctx._job.id)
+        config.out = str(out / ctx.job_id)
         result = train(config, settings=lab.settings, progress=False, echo=lambda line: ctx.progress(message=line))
         for step, loss in result.losses or []:
             ctx.event(step=step, loss=loss)

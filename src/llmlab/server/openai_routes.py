@@ -20,9 +20,9 @@ from .. import __version__
 from ..errors import InvalidParameterError, ModelNotFoundError, UnsupportedParameterError
 from ..types import Completion, Message
 from .auth import api_key
-from .errors import error_body, status_for
+from .errors import error_event
 from .params import known_query_only
-from .schemas import (ChatCompletion, ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingList,
+from .schemas import (ChatCompletion, check_temperature, ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingList,
                       EmbeddingRequest, Health, ModelCard, ModelList, TextCompletion)
 from .state import Generation, LabState
 from .streaming import SSE_DOC, SSE_DONE, SSEResponse, sse_event
@@ -68,15 +68,6 @@ def to_messages(msgs: list[ChatMessage], limit: int) -> list[Message]:
             content = "".join(texts)
         out.append(Message("system" if m.role == "developer" else m.role, content or ""))
     return out
-
-
-MIN_TEMPERATURE = 0.01
-
-
-def check_temperature(t: float | None) -> None:
-    """0 means greedy; a positive temperature this small would overflow the softmax."""
-    if t is not None and 0 < t < MIN_TEMPERATURE:
-        _invalid("temperature", f"{t} is too small to sample with; use 0 (greedy) or at least {MIN_TEMPERATURE}")
 
 
 def generation_params(req: ChatCompletionRequest | CompletionRequest, settings: Any, *, chat: bool) -> dict[str, Any]:
@@ -194,14 +185,6 @@ def text_response(c: Completion, rid: str, created: int, model: str, echo: str =
             "usage": _usage(c), "system_fingerprint": f"llmlab-{__version__}"}
 
 
-def _stream_error(e: Exception) -> dict[str, Any]:
-    from ..errors import LLMLabError
-
-    if isinstance(e, LLMLabError):
-        return error_body(str(e), status_for(e), e.code)
-    return error_body("internal server error; the server log has the details", 500, "internal_error")
-
-
 async def chat_events(gen: Generation, rid: str, created: int, model: str, n: int, include_usage: bool):
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": f"llmlab-{__version__}"}
@@ -215,7 +198,7 @@ async def chat_events(gen: Generation, rid: str, created: int, model: str, n: in
         async for d in gen.deltas():
             yield chunk([{"index": d.index, "delta": {"content": d.text}, "logprobs": None, "finish_reason": None}])
     except Exception as e:  # the status line is already sent: report in-band, as OpenAI does
-        yield sse_event(_stream_error(e))
+        yield sse_event(error_event(e))
         return
     c = gen.completion
     if c is not None:
@@ -235,7 +218,7 @@ async def text_events(gen: Generation, rid: str, created: int, model: str, inclu
             yield sse_event({**base, "choices": [{"index": d.index, "text": d.text, "logprobs": None,
                                                   "finish_reason": None}]})
     except Exception as e:
-        yield sse_event(_stream_error(e))
+        yield sse_event(error_event(e))
         return
     c = gen.completion
     if c is not None:
@@ -274,7 +257,7 @@ def _cards(lab: LabState) -> list[dict[str, Any]]:
     names = list(dict.fromkeys([*loaded, *lab.server.models, *BUNDLED, *(a.name for a in lab.settings.api_models)]))
     cards = [{"id": n, "backend": loaded[n]["backend"] if n in loaded else None, "loaded": n in loaded,
               "kind": "generation"} for n in names]
-    cards += [{"id": e, "backend": "embedder", "loaded": e in lab._embedders, "kind": "embedding"}
+    cards += [{"id": e, "backend": "embedder", "loaded": e in lab.loaded_embedders(), "kind": "embedding"}
               for e in lab.server.embedding_models]
     return cards
 

@@ -12,6 +12,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SEED_MAX = 2**63 - 1
+MIN_TEMPERATURE = 0.01
+
+
+def check_temperature(t: float | None) -> None:
+    """0 means greedy; a positive temperature this small would overflow the softmax (a 400)."""
+    if t is not None and 0 < t < MIN_TEMPERATURE:
+        from ..errors import InvalidParameterError
+
+        err = InvalidParameterError(f"temperature: {t} is too small to sample with; use 0 (greedy) or at least "
+                                    f"{MIN_TEMPERATURE}")
+        err.param = "temperature"  # type: ignore[attr-defined]
+        raise err
 
 
 class _Open(BaseModel):

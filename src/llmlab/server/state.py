@@ -48,7 +48,7 @@ class Generation:
 
     @property
     def completion(self) -> Completion | None:
-        return self.stream._stream.completion
+        return self.stream.source.completion
 
     async def deltas(self):
         """Every delta, starting with the one already fetched."""
@@ -127,6 +127,7 @@ class LabState:
         """Stop jobs, close models, threads and the ledger."""
         self.jobs.shutdown()
         self.pool.close()
+        self.cost_guard.close()
         with self._lock:
             executor, self._executor = self._executor, None
             ledger, self._ledger = self._ledger, None
@@ -209,6 +210,10 @@ class LabState:
 
                 e = self._embedders[spec] = _SerializedEmbedder(load_embedder(spec))
             return e
+
+    def loaded_embedders(self) -> list[str]:
+        with self._embedder_lock:
+            return sorted(self._embedders)
 
     def ledger(self) -> Any:
         """The run ledger, or None when recording is off."""

@@ -72,6 +72,11 @@ class AsyncStream:
         self.finished = False
         self.closed = False
 
+    @property
+    def source(self) -> Any:
+        """The blocking stream being read (its ``completion`` is set once it is consumed)."""
+        return self._stream
+
     def _step(self) -> Any:
         try:
             return next(self._it)
