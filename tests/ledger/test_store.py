@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from llmlab.errors import LedgerError
+from llmlab.errors import InvalidParameterError
 from llmlab.ledger import Ledger, RunRecord
 from llmlab.ledger.migrations import MIGRATIONS
 from llmlab.models.model import load_model
@@ -54,7 +54,7 @@ def test_usage_per_model_and_day_and_purge(tmp_path):
     assert a["calls"] == 2 and a["prompt_tokens"] == 3 and a["cost_usd"] == pytest.approx(1.0)
     assert lg.purge(before="2021-01-01") == 1
     assert all(r["day"] != "2020-01-01" for r in lg.usage())
-    with pytest.raises(LedgerError, match="invalid date"):
+    with pytest.raises(InvalidParameterError, match="invalid date"):
         lg.purge(before="yesterday")
     assert lg.purge() == 3 and lg.runs() == []
 

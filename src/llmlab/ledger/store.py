@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerError
+from ..errors import InvalidParameterError, LedgerError
 from .migrations import migrate
 
 
@@ -76,7 +76,7 @@ def _parse_date(value: str) -> str:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        raise LedgerError(f"invalid date {value!r}; use YYYY-MM-DD or an ISO timestamp") from None
+        raise InvalidParameterError(f"invalid date {value!r}; use YYYY-MM-DD or an ISO timestamp") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")

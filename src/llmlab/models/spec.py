@@ -139,8 +139,14 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
         return ModelSpec(name=name, backend=backend, path=path, languages=m.languages, defaults=dict(m.defaults))
 
     # 3. local paths
+    if not name or "\x00" in name or len(name) > 4096:
+        raise ModelNotFoundError(f"invalid model name {name[:80]!r}")
     p = Path(name).expanduser()
-    if p.exists():
+    try:
+        exists = p.exists()
+    except (OSError, ValueError):  # e.g. a path component longer than the filesystem allows
+        exists = False
+    if exists:
         return _spec_for_path(name, p, backend)
 
     # 3b. curated catalog names (NAME or NAME:QUANT), once pulled: the cached GGUF file or HF folder

@@ -133,7 +133,7 @@ class EdgeStore:
                 params = None
             else:
                 vec = [float(x) for x in q.vector]
-                params = qe.SearchParams(hnsw_ef=max(64, 2 * q.limit))
+                params = qe.SearchParams(hnsw_ef=max(128, 2 * q.limit))
             requests.append(qe.QueryRequest(limit=q.limit, query=qe.Query.Nearest(vec, using=q.using),
                                             with_payload=list(fields), params=params))
         if not requests:

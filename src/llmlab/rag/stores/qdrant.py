@@ -126,7 +126,7 @@ class QdrantStore:
                 params = None
             else:
                 vec = [float(x) for x in q.vector]
-                params = None if self._local else m.SearchParams(hnsw_ef=max(64, 2 * q.limit))
+                params = None if self._local else m.SearchParams(hnsw_ef=max(128, 2 * q.limit))
             requests.append(m.QueryRequest(query=vec, using=q.using, limit=q.limit, with_payload=list(fields),
                                            params=params))
         responses = self.client.query_batch_points(self.collection, requests=requests)
