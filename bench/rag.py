@@ -39,6 +39,14 @@ def pct(xs: list[float]) -> dict[str, float]:
             "mean_ms": round(float(a.mean()), 3)}
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def dir_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
@@ -200,6 +208,7 @@ def bench_query(n: int, n_queries: int, cache: Path | None) -> dict:
         qv = X[i] + 0.05 * rng.standard_normal(dim).astype(np.float32)
         queries.append((qv / np.linalg.norm(qv), terms))
 
+    rss_before = rss_mb()
     store = open_store("edge", "bench", path=path)
     weights = FusionWeights()
     ann_times, ann_top = [], []
@@ -211,6 +220,7 @@ def bench_query(n: int, n_queries: int, cache: Path | None) -> dict:
         ann_times.append(time.perf_counter() - t0)
         ann_top.append(([h.id for h in hits], [p.id for p in results[2][:10]]))
     points = store.count(kind=None)
+    rss_store = round(rss_mb() - rss_before, 1)  # what the opened, queried Edge shard holds in memory
     store.close()
     disk = dir_mb(path)
 
@@ -229,6 +239,7 @@ def bench_query(n: int, n_queries: int, cache: Path | None) -> dict:
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"chunks": n, "points": points, "queries": n_queries, "build": build, "index_disk_mb": disk,
+            "edge_store_rss_mb": rss_store,
             "hybrid_search": pct(ann_times), "bruteforce_numpy": pct(bf_times),
             "dense_ann_recall@10": round(float(np.mean(dense_recall)), 4),
             "hybrid_top10_agreement_with_exact": round(float(np.mean(fused_agree)), 4)}

@@ -105,3 +105,13 @@ def test_lint_koalpaca_with_the_real_tokenizer(shared_data, real_tokenizer):
     assert d["ok"] and d["n"] == 2000 and d["format"] == "alpaca"
     assert d["stats"]["too_long"] > 0 and d["stats"]["tokens"]["max"] > 256
     assert d["example"]["template"] == "model"
+
+
+def test_a_conversation_the_template_refuses_is_an_error(write_jsonl, monkeypatch):
+    strict = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+              "{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    bad = {"messages": [{"role": "system", "content": "s"}, *good["messages"]]}
+    report = lint_mod.lint(str(write_jsonl("m.jsonl", [good, bad])), formatter=Formatter(CharTokenizer(strict)))
+    assert not report.ok and report.errors[0].line == 2 and "no system role" in report.errors[0].problem
+    assert len(report.encoded) == len(report.dataset.examples) == 1

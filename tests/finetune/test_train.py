@@ -37,7 +37,9 @@ def trained(tmp_path_factory, memorize_file, home):
     config = TrainConfig(train=str(memorize_file), eval=str(memorize_file), base="smollm2-135m", out=str(out),
                          max_steps=8, batch_size=2, max_seq_len=64, lora_r=8, lr=3e-3, save_steps=4, eval_steps=8,
                          threads=THREADS, seed=0)
-    result = train(config, settings=Settings(home=home), progress=False)
+    events = []
+    result = train(config, settings=Settings(home=home), progress=False, on_log=events.append)
+    assert [e["step"] for e in events if "loss" in e] == list(range(1, 9))
     return result, out
 
 

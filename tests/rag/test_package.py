@@ -18,5 +18,8 @@ def test_imports_are_lazy():
 
 def test_public_api():
     import llmlab.rag as rag
+    from llmlab.rag.evaluate import evaluate
+    from llmlab.rag.ingest import ingest
 
-    assert callable(rag.ingest) and callable(rag.search) and callable(rag.ask) and callable(rag.evaluate)
+    assert callable(rag.search) and callable(rag.ask) and callable(rag.remove) and rag.Collection
+    assert callable(ingest) and callable(evaluate)

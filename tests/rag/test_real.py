@@ -57,7 +57,7 @@ def test_ask_with_the_bundled_model_cites_article_60(laws_home):
 
     from llmlab.cli.main import cli
 
-    r = CliRunner().invoke(cli, ["rag", "ask", QUESTION, "-c", "laws", "--max-new-tokens", "48", "--json"],
+    r = CliRunner().invoke(cli, ["rag", "ask", QUESTION, "-c", "laws", "-k", "2", "--max-new-tokens", "32", "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     ans = json.loads(r.stdout)

@@ -171,6 +171,21 @@ def length_warnings(examples: list[Example], encoded: list[Encoded], max_seq_len
     return out
 
 
+def encode_all(formatter: Formatter, ds: Dataset, errors: list[data_mod.DataError], label: str | None = None):
+    """Encode every example; one the chat template refuses becomes an error and leaves the dataset."""
+    from ..errors import InvalidParameterError
+
+    kept, encoded = [], []
+    for ex in ds.examples:
+        try:
+            encoded.append(formatter.encode(ex))
+            kept.append(ex)
+        except InvalidParameterError as e:
+            errors.append(data_mod.DataError(ex.line, (f"{label}: " if label else "") + str(e)))
+    ds.examples = kept
+    return encoded
+
+
 def render_example(formatter: Formatter, ex: Example, enc: Encoded) -> dict[str, Any]:
     return {"line": ex.line, "template": formatter.template_name, "tokens": len(enc), "trained_tokens": enc.trained,
             "text": enc.text, "segments": enc.segments(), "note": enc.note}
@@ -195,8 +210,8 @@ def lint(path: str, *, format: str | None = None, base: str | None = None, max_s
     base = base or settings.default_model
     if formatter is None:
         formatter = Formatter(load_tokenizer(base, settings))
-    encoded = [formatter.encode(ex) for ex in ds.examples]
-    ev_encoded = [formatter.encode(ex) for ex in ev.examples] if ev is not None else None
+    encoded = encode_all(formatter, ds, errors)
+    ev_encoded = encode_all(formatter, ev, errors, label=str(eval_path)) if ev is not None else None
     notes = {e.note for e in encoded if e.note}
     for note in sorted(notes):
         warnings.append(LintWarning("template", note))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -38,8 +38,13 @@ class LossHistory:
         return h
 
 
-def progress_callback(*, stream=None, enabled: bool = True):
-    """A TrainerCallback that draws a tqdm bar and measures this session's tokens/s."""
+def progress_callback(*, stream=None, enabled: bool = True,
+                      on_event: Callable[[dict[str, Any]], None] | None = None):
+    """A TrainerCallback that draws a tqdm bar and measures this session's tokens/s.
+
+    ``on_event`` receives ``{"step", "loss"?, "eval_loss"?, "tokens_per_s"}`` at every logged
+    step (the server streams it as job events).
+    """
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
@@ -86,6 +91,12 @@ def progress_callback(*, stream=None, enabled: bool = True):
             if "eval_loss" in logs:
                 self.eval_loss = float(logs["eval_loss"])
             self._refresh(state)
+            if on_event is not None and ("loss" in logs or "eval_loss" in logs):
+                event: dict[str, Any] = {"step": state.global_step, "tokens_per_s": round(self._tokens_per_s(state), 1)}
+                for key in ("loss", "eval_loss"):
+                    if key in logs:
+                        event[key] = float(logs[key])
+                on_event(event)
 
         def on_train_end(self, args, state, control, **kwargs):
             self.history.seconds = time.perf_counter() - self.t0

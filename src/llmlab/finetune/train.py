@@ -268,8 +268,13 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> b
 
 
 def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: bool = True,
-          echo: Callable[[str], None] | None = None) -> TrainResult:
-    """Run one fine-tuning; see the module docstring for the steps."""
+          echo: Callable[[str], None] | None = None,
+          on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Run one fine-tuning; see the module docstring for the steps.
+
+    ``echo`` gets the status lines (data summary, memory estimate); ``on_log`` every logged
+    step's ``{"step", "loss"?, "eval_loss"?, "tokens_per_s"}`` while training runs.
+    """
     from ..config import load_settings
 
     settings = settings or load_settings()
@@ -297,7 +302,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     if config.threads:
         torch.set_num_threads(config.threads)
     model = load_base(config, settings)
-    watcher = progress_callback(enabled=progress)
+    watcher = progress_callback(enabled=progress, on_event=on_log)
     with quiet_libraries():
         trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher],
                                 gradient_checkpointing=gradient_checkpointing)

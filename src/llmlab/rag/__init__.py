@@ -1,24 +1,24 @@
 """Retrieval-augmented generation: ingest documents, search them, answer with citations, evaluate.
 
-``ingest(paths, collection)`` loads, chunks (Korean-aware), embeds and stores documents
-crash-safely; ``search(query, collection)`` runs hybrid retrieval (e5 dense + Kiwi BM25 +
-sentence-window BM25, score-fused); ``ask(question, collection, model=…)`` answers with
-numbered citations; ``evaluate(questions, collection)`` measures recall and MRR. Heavy
-parts (embedder, Kiwi, Qdrant) load only when first used.
+``llmlab.rag.ingest.ingest(paths, collection)`` loads, chunks (Korean-aware), embeds and
+stores documents crash-safely; ``search(query, collection)`` runs hybrid retrieval (e5
+dense + Kiwi BM25 + sentence-window BM25, score-fused); ``ask(question, collection,
+model=…)`` answers with numbered citations; ``llmlab.rag.evaluate.evaluate(questions,
+collection)`` measures recall and MRR. (``ingest`` and ``evaluate`` are imported from their
+modules: a package attribute cannot be both a submodule and a function.) Heavy parts
+(embedder, Kiwi, Qdrant) load only when first used.
 """
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ingest", "remove", "search", "ask", "evaluate", "Collection", "list_collections", "Retriever"]
+__all__ = ["remove", "search", "ask", "Collection", "list_collections", "Retriever"]
 
 _EXPORTS = {
-    "ingest": "llmlab.rag.ingest",
     "remove": "llmlab.rag.ingest",
     "search": "llmlab.rag.retrieve",
     "Retriever": "llmlab.rag.retrieve",
     "ask": "llmlab.rag.answer",
-    "evaluate": "llmlab.rag.evaluate",
     "Collection": "llmlab.rag.collection",
     "list_collections": "llmlab.rag.collection",
 }
