@@ -35,11 +35,12 @@ run: setup
 chat: setup
 	$(BIN)/llmlab chat
 
+## every test except those marked `network` (they need the internet, which CI does not have)
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not network" $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow and not network" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/generation.py

@@ -72,6 +72,7 @@ def test_burst_of_50_is_bounded_by_admission():
 
     w = threading.Thread(target=watch, daemon=True)
     with live_server(app) as url:
+        base = threading.active_count()  # threads earlier tests left behind in this process
         w.start()
         responses = _burst(url, 50, {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
         stop.set()
@@ -84,7 +85,7 @@ def test_burst_of_50_is_bounded_by_admission():
         else:
             assert r.text.endswith("data: [DONE]\n\n")
     # threads: the server's bounded pool, never one per request of the burst
-    assert peak["threads"] < 8 + 16 + 20
+    assert peak["threads"] - base < 8 + 16 + 20
 
 
 def test_burst_of_50_is_bounded_by_the_model_queue():

@@ -26,6 +26,8 @@ def finetune() -> None:
     llmlab finetune compare runs/ko --data eval.jsonl
     llmlab finetune export runs/ko --gguf
     llmlab finetune merge runs/ko --out runs/ko-merged
+
+    Training options: llmlab finetune train --help (the word "train" may be left out).
     """
 
 
@@ -72,9 +74,13 @@ def train(train_file: str, base: str, out: str, method: str, eval_file: str | No
     if as_json:
         emit_json(result.to_dict())
         return
-    click.echo(f"saved to {result.out}: {result.steps} steps in {result.seconds:.0f} s, loss {result.train_loss_first}"
-               f" → {result.train_loss_last}" + (f", eval loss {result.eval_loss:.4f}" if result.eval_loss else "")
-               + f", {result.tokens_per_s} tokens/s")
+    def num(x) -> str:
+        return "?" if x is None else f"{x:.4f}"
+
+    evals = "" if result.eval_loss is None else \
+        f", eval loss {num(result.eval_loss_start) + ' → ' if result.eval_loss_start is not None else ''}{num(result.eval_loss)}"
+    click.echo(f"saved to {result.out}: {result.steps} steps in {result.seconds:.0f} s, train loss "
+               f"{num(result.train_loss_first)} → {num(result.train_loss_last)}{evals}, {result.tokens_per_s} tokens/s")
     click.echo(f"try it: llmlab generate --model {result.out} \"…\"")
 
 

@@ -52,12 +52,13 @@ class TrainResult:
     run_id: int | None = None
     resumed_from: str | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss_start: float | None = None  # the base model's eval loss (step 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": self.out, "method": self.method, "steps": self.steps, "train_loss_first": self.train_loss_first,
                 "train_loss_last": self.train_loss_last, "eval_loss": self.eval_loss, "seconds": round(self.seconds, 2),
-                "tokens_per_s": self.tokens_per_s, "base": self.base, "run_id": self.run_id,
-                "resumed_from": self.resumed_from}
+                "tokens_per_s": self.tokens_per_s, "eval_loss_start": self.eval_loss_start, "base": self.base,
+                "run_id": self.run_id, "resumed_from": self.resumed_from}
 
 
 # -- methods: how the loaded base model is prepared -------------------------------------------
@@ -193,6 +194,7 @@ def sft_config(config: TrainConfig, has_eval: bool, gradient_checkpointing: bool
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or config.save_steps,
+        eval_on_start=has_eval and not config.resume,  # the base model's eval loss, to compare against
         report_to="none", disable_tqdm=True, seed=config.seed, data_seed=config.seed,
         max_length=config.max_seq_len, packing=config.packing, packing_strategy="bfd", padding_free=config.packing,
         bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=gc, use_cpu=not cuda,
@@ -310,7 +312,9 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         eval_loss = None
         if trainer.eval_dataset is not None and len(trainer.eval_dataset):
-            eval_loss = trainer.evaluate().get("eval_loss")
+            last = LossHistory.from_log(trainer.state.log_history).eval
+            eval_loss = last[-1][1] if last and last[-1][0] == trainer.state.global_step \
+                else trainer.evaluate().get("eval_loss")
         seconds = time.perf_counter() - t0
         out = Path(config.out)
         trainer.save_model(str(out))
@@ -322,6 +326,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         train_loss_last=history.train[-1][1] if history.train else None,
         eval_loss=eval_loss, seconds=seconds, tokens_per_s=watcher.history.tokens_per_s,
         resumed_from=None if resume_from is None else str(resume_from), losses=history.train,
+        eval_loss_start=history.eval[0][1] if history.eval and history.eval[0][0] == 0 else None,
     )
     card = RunCard(base=config.base, method=config.method, params=config.to_dict(),
                    chat_template=formatter.template_name,
