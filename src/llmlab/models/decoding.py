@@ -57,6 +57,16 @@ class SlotEngine(Protocol):
         ...
 
 
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share (for KV-cache prefix reuse)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def fit_prompt(ids: list[int], n_ctx: int, params: GenerationParams) -> tuple[list[int], int]:
     """Check the prompt against the context window: (ids to use, number of tokens dropped).
 

@@ -23,7 +23,7 @@ from ..errors import BackendError, InvalidParameterError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
 from .batching import Scheduler
-from .decoding import fit_prompt
+from .decoding import common_prefix_len, fit_prompt
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,7 @@ class LlamaCppEngine:
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
     def prefix_len(self, slot: int, ids: list[int]) -> int:
-        p = 0
-        for a, b in zip(self._tokens[slot], ids):
-            if a != b:
-                break
-            p += 1
-        return p
+        return common_prefix_len(self._tokens[slot], ids)
 
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import InvalidParameterError
 from ..models.base import LocalBackend
 from ..models.batching import Scheduler
-from ..models.decoding import fit_prompt
+from ..models.decoding import common_prefix_len, fit_prompt
 from ..models.spec import ModelSpec
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 
@@ -50,12 +50,7 @@ class _FakeEngine:
         return bytes([token]) if token < 256 else b""
 
     def prefix_len(self, slot: int, ids: list[int]) -> int:
-        p = 0
-        for a, b in zip(self._tokens[slot], ids):
-            if a != b:
-                break
-            p += 1
-        return p
+        return common_prefix_len(self._tokens[slot], ids)
 
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])
