@@ -97,9 +97,8 @@ def test_gguf_lora_export_answers_like_the_peft_model_in_llama_cpp(trained, home
     import llama_cpp
 
     from llmlab.finetune.export import export_gguf
-    from llmlab.finetune.gguf_lora import attach_lora, find_gguf_lora
-    from llmlab.models.llamacpp import LlamaCppBackend
-    from llmlab.models.spec import bundled_path, resolve
+    from llmlab.finetune.gguf_lora import find_gguf_lora
+    from llmlab.models.spec import bundled_path
 
     _, out = trained
     result = export_gguf(out, settings=Settings(home=home))
@@ -110,17 +109,15 @@ def test_gguf_lora_export_answers_like_the_peft_model_in_llama_cpp(trained, home
                           n_threads=THREADS, verbose=False)
     reply = llm.create_chat_completion([{"role": "user", "content": QUESTION}], temperature=0, max_tokens=12)
     assert reply["choices"][0]["message"]["content"].strip() == ANSWER
-    # llmlab's own llama.cpp backend, with the hook the lead will call (attach_lora)
-    settings = Settings(home=home)
-    backend = LlamaCppBackend(resolve("smollm2-135m", settings), n_ctx=256, threads=THREADS)
-    try:
-        attach_lora(backend.engine.lc, backend.engine.model.model, backend.engine.ctx, lora.path)
-        from llmlab.models.model import Model
+    # llmlab's own llama.cpp backend: the fine-tuning folder is a model like any other
+    from llmlab.models.model import load_model
 
-        m = Model(backend, backend.spec, settings)
+    m = load_model(str(out), backend="llamacpp", n_ctx=256, threads=THREADS, ledger=False)
+    try:
+        assert m.backend.name == "llamacpp" and m.spec.adapter == str(out)
         assert m.chat(QUESTION, temperature=0, max_new_tokens=12).text.strip() == ANSWER
     finally:
-        backend.close()
+        m.close()
 
 
 def test_merge_folds_the_adapter_into_a_plain_model(trained, home, tmp_path):

@@ -100,3 +100,14 @@ def test_tokenize_round_trip_and_korean_costs_more_tokens(smol):
 def test_unknown_option_is_rejected():
     with pytest.raises(InvalidParameterError, match="valid"):
         load_model("smollm2-135m", ledger=False, device="cuda")
+
+
+def test_adapter_folder_without_a_gguf_lora_says_how_to_export(tmp_path):
+    from llmlab.errors import BackendError
+    from llmlab.models.llamacpp import LlamaCppBackend
+
+    with pytest.raises(BackendError, match="finetune export"):
+        LlamaCppBackend._gguf_lora(str(tmp_path))
+    (tmp_path / "model-q8_0.gguf").write_bytes(b"x")
+    (tmp_path / "adapter-f16.gguf").write_bytes(b"x")
+    assert LlamaCppBackend._gguf_lora(str(tmp_path)).endswith("adapter-f16.gguf")

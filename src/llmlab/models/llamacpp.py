@@ -188,6 +188,23 @@ class LlamaCppEngine:
         self.lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
         self._tokens[slot] = []
 
+    def attach_lora(self, path: str, scale: float = 1.0) -> None:
+        """Apply a GGUF LoRA adapter (e.g. from ``llmlab finetune export --gguf``) to this context."""
+        lc = self.lc
+        adapter = lc.llama_adapter_lora_init(self.model.model, str(path).encode("utf-8"))
+        if not adapter:
+            raise BackendError(f"llama.cpp could not load the LoRA {path} (is it a GGUF LoRA for this base model?)")
+        if hasattr(lc, "llama_set_adapters_lora"):
+            rc = lc.llama_set_adapters_lora(self.ctx, (lc.llama_adapter_lora_p_ctypes * 1)(adapter), 1,
+                                            (ctypes.c_float * 1)(scale))
+        else:  # llama-cpp-python before the plural API
+            rc = lc.llama_set_adapter_lora(self.ctx, adapter, scale)
+        if rc != 0:
+            lc.llama_adapter_lora_free(adapter)
+            raise BackendError(f"llama.cpp could not apply the LoRA {path} (code {rc})")
+        for slot in range(self.n_slots):  # cached KV was computed without the adapter
+            self.drop(slot)
+
     def close(self) -> None:
         if self._batch is not None:
             self.lc.llama_batch_free(self._batch)
@@ -210,6 +227,8 @@ class LlamaCppBackend(LocalBackend):
         self.spec = spec
         self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads or default_threads(), n_batch=n_batch,
                                      verbose=verbose)
+        if spec.adapter:
+            self.engine.attach_lora(self._gguf_lora(spec.adapter))
         self.scheduler = Scheduler(self.engine, max_waiting=max_waiting)
         meta = self.engine.metadata()
         template = meta.get("tokenizer.chat_template")
@@ -221,6 +240,19 @@ class LlamaCppBackend(LocalBackend):
             extra={"path": spec.path, "n_ctx_train": self.engine.n_ctx_train, "n_vocab": self.engine.n_vocab,
                    "architecture": meta.get("general.architecture"), "threads": self.engine.threads},
         )
+
+    @staticmethod
+    def _gguf_lora(adapter: str) -> str:
+        """The GGUF LoRA file of a fine-tuning output folder (or the file itself)."""
+        p = Path(adapter)
+        if p.is_file():
+            return str(p)
+        found = sorted(p.glob("adapter*.gguf")) or sorted(p.glob("*.gguf"))
+        if not found:
+            raise BackendError(
+                f"{adapter} has no GGUF LoRA for llama.cpp; run `llmlab finetune export {adapter} --gguf` first, "
+                f"or use --backend transformers")
+        return str(found[0])
 
     @classmethod
     def load(cls, spec: ModelSpec, settings: Settings, **options: Any) -> "LlamaCppBackend":
