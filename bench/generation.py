@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# OpenMP threads of llama.cpp must spin between ops (the default); passive waiting costs ~25% decode speed.
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 
 

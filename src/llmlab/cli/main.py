@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 
 import click
 
@@ -59,7 +58,6 @@ def cli(verbose: int) -> None:
     """LLM 실습실 — an offline-first, Korean-first LLM lab."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
 def main() -> None:
