@@ -145,3 +145,63 @@ class TestLlamaCppContractUnderLoad(StructuralContract):
     @pytest.fixture
     def model(self, loaded):
         return loaded
+
+
+def test_prompts_that_arrive_together_are_prefilled_in_one_call():
+    m = fake(delay_s=0.05)  # each decode step takes 50 ms: the burst lands within one step
+    eng = m.backend.engine
+    first = m.stream("keep the loop busy", max_new_tokens=200, temperature=0)
+    it = iter(first)
+    next(it)
+    out = run_concurrently([lambda i=i: m.generate(f"burst prompt {i}", max_new_tokens=5, temperature=0).text
+                            for i in range(6)])
+    first.close()
+    assert all(out)
+    assert max(len(call) for call in eng.prefill_calls) >= 3, eng.prefill_calls
+    # batched admission changes nothing about what each request gets
+    assert out == [m.generate(f"burst prompt {i}", max_new_tokens=5, temperature=0).text for i in range(6)]
+
+
+def test_the_prefill_budget_spreads_a_burst_of_long_prompts_over_steps():
+    m = fake(delay_s=0.05, context_length=4096)
+    eng, sched = m.backend.engine, m.backend.scheduler
+    sched.prefill_budget = 100
+    first = m.stream("keep the loop busy", max_new_tokens=200, temperature=0)
+    it = iter(first)
+    next(it)
+    long = "x" * 80  # 80 byte tokens each: two of them exceed the budget
+    run_concurrently([lambda i=i: m.generate(f"{i}{long}", max_new_tokens=3, temperature=0) for i in range(4)])
+    first.close()
+    burst = [c for c in eng.prefill_calls if c and c[0] > 50]
+    assert sum(len(c) for c in burst) == 4
+    assert all(len(c) == 1 for c in burst), burst  # never two long prompts in one step
+
+
+def test_a_failing_prompt_in_a_batched_prefill_fails_alone():
+    from llmlab.errors import BackendError
+
+    m = fake(delay_s=0.05)
+    eng = m.backend.engine
+    real_prefill = eng.prefill
+
+    def prefill(items):
+        if any(ids[-1:] == [ord("!")] for _, ids in items):
+            raise BackendError("simulated failure")
+        return real_prefill(items)
+
+    eng.prefill = prefill
+    first = m.stream("keep the loop busy", max_new_tokens=200, temperature=0)
+    it = iter(first)
+    next(it)
+    results = [None] * 4
+
+    def call(i):
+        try:
+            results[i] = m.generate(f"prompt {i}" + ("!" if i == 2 else ""), max_new_tokens=4, temperature=0).text
+        except BackendError as e:
+            results[i] = e
+
+    run_concurrently([lambda i=i: call(i) for i in range(4)])
+    first.close()
+    assert isinstance(results[2], BackendError)
+    assert all(isinstance(r, str) and r for i, r in enumerate(results) if i != 2), results

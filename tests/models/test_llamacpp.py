@@ -111,3 +111,30 @@ def test_adapter_folder_without_a_gguf_lora_says_how_to_export(tmp_path):
     (tmp_path / "model-q8_0.gguf").write_bytes(b"x")
     (tmp_path / "adapter-f16.gguf").write_bytes(b"x")
     assert LlamaCppBackend._gguf_lora(str(tmp_path)).endswith("adapter-f16.gguf")
+
+
+def test_prompts_prefilled_together_get_the_logits_they_get_alone():
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path("smollm2-135m")), n_ctx=1024, threads=1, n_batch=16)
+    try:
+        prompts = [eng.tokenize(t, True) for t in ("The capital of France is", "한국의 수도는 어디인가요? 서울은",
+                                                    "1, 2, 3, 4, 5,", "Once upon a time, in a small village by the sea")]
+        alone = []
+        for ids in prompts:
+            alone.append(eng.prefill([(0, ids)])[0])
+            eng.drop(0)
+        before = eng.evaluated
+        together = eng.prefill([(i, ids) for i, ids in enumerate(prompts)])  # n_batch=16: straddles calls
+        assert eng.evaluated - before == sum(len(p) for p in prompts)
+        for a, b, ids in zip(alone, together, prompts):
+            assert int(np.argmax(a)) == int(np.argmax(b))
+            assert np.allclose(a, b, atol=0.05 * float(np.abs(a).max())), ids
+        # each slot now holds exactly its prompt: a step continues every one of them
+        nxt = eng.step([(i, int(np.argmax(t))) for i, t in enumerate(together)])
+        assert len(nxt) == 4 and all(eng.cached_len(i) == len(p) + 1 for i, p in enumerate(prompts))
+    finally:
+        eng.close()

@@ -46,6 +46,8 @@ class Scheduler:
         self._waiting: deque[_Request] = deque()
         self._active: list[_Request] = []
         self._free: list[int] = list(range(engine.n_slots))
+        # prompt tokens evaluated per step at most (one request is always admitted whole)
+        self.prefill_budget = int(getattr(engine, "n_batch", 512))
         self._cv = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -162,44 +164,66 @@ class Scheduler:
         return idle + sum(r.state.cells for r in self._active)
 
     def _admit(self) -> None:
+        """Admit waiting requests first-in, first-out while slots, KV cells and this step's
+        prefill budget last, then evaluate all their prompts together in one batched prefill."""
+        admitted: list[tuple[_Request, list[int]]] = []
+        budget = self.prefill_budget
         while True:
             with self._cv:
                 while self._waiting and self._waiting[0].cancelled:
                     self._waiting.popleft()
                 if not self._waiting:
-                    return
+                    break
                 req = self._waiting[0]
                 n = req.state.n
                 if len(self._free) < n:
-                    return
+                    break
                 slot = max(self._free, key=lambda s: self.engine.prefix_len(s, req.state.prompt_ids))
+                cost = len(req.state.prompt_ids) - self.engine.prefix_len(slot, req.state.prompt_ids)
+                if admitted and cost > budget:
+                    break  # the rest waits for the next step, so running streams do not stall
                 need = req.state.cells - self.engine.cached_len(slot)
                 if self._cells_in_use() + need > self.engine.n_ctx:
                     for s in self._free:  # give up cached prefixes before making anyone wait
                         if s != slot:
                             self.engine.drop(s)
-                    if self._cells_in_use() + need > self.engine.n_ctx and self._active:
-                        return  # wait for running requests to finish
+                    if self._cells_in_use() + need > self.engine.n_ctx and (self._active or admitted):
+                        break  # wait for running requests to finish
                 self._waiting.popleft()
                 self._free.remove(slot)
                 others = [s for s in self._free if s != slot][: n - 1]
                 for s in others:
                     self._free.remove(s)
                 req.slots = [slot] + others
-            try:
-                if req.state.done:  # nothing to generate (max_new_tokens=0)
-                    req.out.put(req.state.result())
-                    req.out.put(_DONE)
-                    self._release(req, keep_cache=False)
-                    continue
-                first = self.engine.prefill(slot, req.state.prompt_ids)
-                for s in others:
-                    self.engine.fork(slot, s)
-                req.logits = [first] * n
-                self._active.append(req)
-            except LLMLabError as e:
-                req.out.put(e)
+                budget -= cost
+            if req.state.done:  # nothing to generate (max_new_tokens=0)
+                req.out.put(req.state.result())
+                req.out.put(_DONE)
                 self._release(req, keep_cache=False)
+                continue
+            admitted.append((req, others))
+            self._active.append(req)  # counts its cells while later requests are considered
+        if not admitted:
+            return
+        items = [(req.slots[0], req.state.prompt_ids) for req, _ in admitted]
+        try:
+            firsts: list[np.ndarray | LLMLabError] = list(self.engine.prefill(items))
+        except LLMLabError as e:  # one bad prompt must not fail the others: evaluate them one by one
+            firsts = [e] if len(items) == 1 else [self._prefill_one(item) for item in items]
+        for (req, others), first in zip(admitted, firsts):
+            if isinstance(first, LLMLabError):
+                req.out.put(first)
+                self._release(req, keep_cache=False)
+                continue
+            for s in others:
+                self.engine.fork(req.slots[0], s)
+            req.logits = [first] * req.state.n
+
+    def _prefill_one(self, item: tuple[int, list[int]]) -> np.ndarray | LLMLabError:
+        try:
+            return self.engine.prefill([item])[0]
+        except LLMLabError as e:
+            return e
 
     def _release(self, req: _Request, keep_cache: bool = True) -> None:
         if req in self._active:

@@ -39,8 +39,10 @@ class SlotEngine(Protocol):
 
     def cached_len(self, slot: int) -> int: ...
 
-    def prefill(self, slot: int, ids: list[int]) -> np.ndarray:
-        """Make ``slot`` hold exactly ``ids``; a copy of the logits after its last token."""
+    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
+        """Make each ``slot`` hold exactly its ``ids`` — all prompts evaluated together, in as
+        few batched calls as the engine allows; a copy of the logits after each one's last token.
+        On failure every slot named is left empty and the error raised."""
         ...
 
     def fork(self, src: int, dst: int) -> None:

@@ -152,26 +152,34 @@ class LlamaCppEngine:
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])
 
-    def prefill(self, slot: int, ids: list[int]) -> np.ndarray:
-        if not ids:
-            raise InvalidParameterError("the prompt is empty")
-        p = min(self.prefix_len(slot, ids), len(ids) - 1)  # re-evaluate at least the last token
-        if not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):
-            self.drop(slot)
-            p = 0
-        self._tokens[slot] = ids[:p]
-        last_index = 0
-        for start in range(p, len(ids), self.n_batch):
-            chunk = ids[start : start + self.n_batch]
-            last = start + len(chunk) == len(ids)
-            try:
-                self._decode([(t, start + j, slot, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
-            except BackendError:
+    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
+        """Evaluate several prompts in shared batches of up to ``n_batch`` tokens (one matrix
+        product for all of them instead of one per prompt), reusing each slot's cached prefix."""
+        pending: list[tuple[int, int, int, bool]] = []  # (token, pos, slot, last of its prompt)
+        for slot, ids in items:
+            if not ids:
+                raise InvalidParameterError("the prompt is empty")
+            p = min(self.prefix_len(slot, ids), len(ids) - 1)  # re-evaluate at least the last token
+            if not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):
                 self.drop(slot)
-                raise
-            self._tokens[slot] = ids[: start + len(chunk)]
-            last_index = len(chunk) - 1
-        return np.array(self._logits(last_index), copy=True)
+                p = 0
+            self._tokens[slot] = ids[:p]
+            pending += [(t, j, slot, j == len(ids) - 1) for j, t in enumerate(ids[p:], start=p)]
+        out: dict[int, np.ndarray] = {}
+        try:
+            for start in range(0, len(pending), self.n_batch):
+                chunk = pending[start : start + self.n_batch]
+                self._decode(chunk)
+                for i, (_, _, slot, last) in enumerate(chunk):
+                    if last:
+                        out[slot] = np.array(self._logits(i), copy=True)
+        except BackendError:
+            for slot, _ in items:
+                self.drop(slot)
+            raise
+        for slot, ids in items:
+            self._tokens[slot] = list(ids)
+        return [out[slot] for slot, _ in items]
 
     def fork(self, src: int, dst: int) -> None:
         self.lc.llama_memory_seq_rm(self.mem, dst, -1, -1)

@@ -42,6 +42,7 @@ class _FakeEngine:
         self._start = [0] * self.n_slots
         self.scripts: dict[int, bytes | None] = {}  # slot -> the reply being played there
         self.queued: dict[tuple[int, ...], list[bytes]] = {}  # prompt -> replies waiting for it, in order
+        self.prefill_calls: list[list[int]] = []  # prompt lengths evaluated together, per call
 
     def is_eog(self, token: int) -> bool:
         return token == EOS
@@ -55,12 +56,16 @@ class _FakeEngine:
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])
 
-    def prefill(self, slot: int, ids: list[int]) -> np.ndarray:
-        waiting = self.queued.get(tuple(ids))
-        self.scripts[slot] = waiting.pop(0) if waiting else None
-        self._tokens[slot] = list(ids)
-        self._start[slot] = len(ids)
-        return self._logits(slot)
+    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
+        self.prefill_calls.append([len(ids) for _, ids in items])
+        out = []
+        for slot, ids in items:
+            waiting = self.queued.get(tuple(ids))
+            self.scripts[slot] = waiting.pop(0) if waiting else None
+            self._tokens[slot] = list(ids)
+            self._start[slot] = len(ids)
+            out.append(self._logits(slot))
+        return out
 
     def fork(self, src: int, dst: int) -> None:
         self._tokens[dst] = list(self._tokens[src])
