@@ -5,6 +5,8 @@ import json
 import threading
 import time
 
+from llmlab.server.jobs import TERMINAL
+
 from .conftest import parse_sse
 
 DOC = """# 서울 안내
@@ -21,7 +23,7 @@ def wait_job(c, job_id, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = c.get(f"/lab/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
+        if job["status"] in TERMINAL:
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish: {job}")

@@ -6,6 +6,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from llmlab.models.model import load_model
 from llmlab.server.pool import ModelPool
@@ -104,3 +105,37 @@ def test_burst_of_50_is_bounded_by_the_model_queue():
     assert all(r.headers.get("retry-after") for r in responses if r.status_code == 429)
     assert all(r.json()["choices"][0]["message"]["content"] == "대기열" for r in responses if r.status_code == 200)
     assert in_flight_after == 0
+
+
+def _abandon_after(url: str, path: str, body: dict, seconds: float) -> None:
+    """Send a non-streaming request and hang up before its answer comes."""
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            try:
+                await asyncio.wait_for(client.post(path, json=body), timeout=seconds)
+            except asyncio.TimeoutError:
+                return
+        raise AssertionError("the request finished before the client hung up")
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "말해 줘"}]}),
+    ("/v1/completions", {"prompt": "말해 줘"}),
+])
+def test_client_disconnect_stops_a_non_streaming_generation(path, body):
+    app = make_app(replies=[LONG], fake={"context_length": 32768, "delay_s": 0.01})
+    pool = app.state.lab.pool
+    with live_server(app) as url:
+        # 4000 tokens at 10 ms each: 40 s if nobody stops it
+        _abandon_after(url, path, {"model": "m", "max_tokens": 4000, **body}, seconds=1.5)
+        sched = pool.get_loaded("m").backend.scheduler
+        t0 = time.monotonic()
+        assert _wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8}), sched.load
+        assert time.monotonic() - t0 < 5
+        assert _wait_until(lambda: app.state.lab.admission.in_flight == 0)
+        assert pool.loaded()[0]["in_use"] == 0
+        # the server goes on answering: a short request on the same model still works
+        r = httpx.post(f"{url}{path}", json={"model": "m", "max_tokens": 3, **body}, timeout=30)
+        assert r.status_code == 200, r.text

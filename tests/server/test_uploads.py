@@ -98,3 +98,37 @@ def test_store_unit(tmp_path):
     assert safe_stem("../../x/../y.tar.gz") == "y_tar" and safe_stem("...") == "upload"
     with pytest.raises(Exception):
         store.path("../../etc")
+
+
+def _multipart(n: int, boundary: str = "XX"):
+    yield (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n'
+           'Content-Type: text/plain\r\n\r\n').encode()
+    for i in range(0, n, 65536):
+        yield b"a" * min(65536, n - i)
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_the_web_uis_upload_route_keeps_the_servers_limits(llmlab_home, monkeypatch):
+    """Gradio's own /gradio_api/upload: the server's max_upload_bytes, and 4xx (never 500) over it."""
+    pytest.importorskip("gradio")
+    from fastapi.testclient import TestClient
+
+    from llmlab.server.app import BodyLimit
+
+    from .conftest import make_app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(llmlab_home / "webui" / "uploads"))  # this test's folder
+    c = TestClient(make_app(ui=True, max_upload_bytes=2048), raise_server_exceptions=False)
+    headers = {"content-type": "multipart/form-data; boundary=XX"}
+    ok = c.post("/gradio_api/upload", content=b"".join(_multipart(1000)), headers=headers)
+    assert ok.status_code == 200 and ok.json()[0].endswith("a.txt")
+    for n in (4096, 100_000):  # over the upload limit, under the body limit: Gradio's own check
+        for body in (b"".join(_multipart(n)), _multipart(n)):  # with Content-Length, then chunked
+            r = c.post("/gradio_api/upload", content=body, headers=headers)
+            assert r.status_code == 413, (n, r.status_code, r.text[:200])
+    for body in (b"".join(_multipart(600_000)), _multipart(600_000)):  # over the body limit too
+        r = c.post("/gradio_api/upload", content=body, headers=headers)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", r.text[:200]
+    assert BodyLimit(None, c.app.state.lab.server).limit_for("/ui/gradio_api/upload") == 2048 + 256 * 1024
+    kept = [p for p in (llmlab_home / "webui" / "uploads").rglob("*") if p.is_file()]
+    assert [p.stat().st_size for p in kept] == [1000]  # nothing over the limit stayed on disk

@@ -22,15 +22,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 START_TIMEOUT_S = 120
 
 
-@pytest.fixture(scope="module")
-def webui_url(tmp_path_factory):
-    """Base URL of a fresh app (its own LLMLAB_HOME, 1 thread), stopped after the module."""
+def _serve(tmp_path_factory, **extra_env: str):
+    """Base URL of a fresh app (its own LLMLAB_HOME, 1 thread), stopped when the generator ends."""
     pytest.importorskip("gradio", reason="the web UI needs gradio")
     pytest.importorskip("fastapi", reason="the web UI is served by FastAPI")
     home = tmp_path_factory.mktemp("webui-home")
     env = {**os.environ, "LLMLAB_HOME": str(home), "LLMLAB_THREADS": "1", "OMP_NUM_THREADS": "1",
            "OMP_WAIT_POLICY": "passive", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **extra_env}
+    env.pop("GRADIO_TEMP_DIR", None)  # the app's uploads go under its own home
     log = (home / "server.log").open("w")
     port_file = home / "port"
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("serve_app.py")), str(port_file)], env=env,
@@ -44,6 +44,18 @@ def webui_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def webui_url(tmp_path_factory):
+    """Base URL of a fresh app on the bundled model, stopped after the module."""
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def scripted_training_url(tmp_path_factory):
+    """Like ``webui_url``, but fine-tuning runs serve_app's scripted trainer (300 steps, 50 ms each)."""
+    yield from _serve(tmp_path_factory, LLMLAB_TEST_SCRIPTED_TRAINER="300")
 
 
 def _wait_for_port(proc: subprocess.Popen, port_file: Path, log_path: Path) -> int:

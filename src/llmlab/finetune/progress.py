@@ -39,11 +39,15 @@ class LossHistory:
 
 
 def progress_callback(*, stream=None, enabled: bool = True,
-                      on_event: Callable[[dict[str, Any]], None] | None = None):
+                      on_event: Callable[[dict[str, Any]], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None):
     """A TrainerCallback that draws a tqdm bar and measures this session's tokens/s.
 
-    ``on_event`` receives ``{"step", "loss"?, "eval_loss"?, "tokens_per_s"}`` at every logged
-    step (the server streams it as job events).
+    ``on_event`` receives ``{"step", "max_steps", "epoch", "loss"?, "eval_loss"?, "lr"?,
+    "tokens_per_s"}`` at every logged step (the server streams it as job events).
+    ``should_stop`` is asked after every optimizer step; once it says yes the trainer
+    logs that step, saves a checkpoint and ends as if it had reached ``max_steps``
+    (``stopped`` is then true).
     """
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
@@ -56,6 +60,7 @@ def progress_callback(*, stream=None, enabled: bool = True,
             self.loss: float | None = None
             self.eval_loss: float | None = None
             self.history = LossHistory()
+            self.stopped = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t0 = time.perf_counter()
@@ -83,6 +88,11 @@ def progress_callback(*, stream=None, enabled: bool = True,
 
         def on_step_end(self, args, state, control, **kwargs):
             self._refresh(state)
+            if should_stop is not None and not control.should_training_stop and should_stop():
+                # a clean stop: this step is still logged and checkpointed (so --resume can go on)
+                self.stopped = True
+                control.should_training_stop = True
+                control.should_save = True
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -92,10 +102,14 @@ def progress_callback(*, stream=None, enabled: bool = True,
                 self.eval_loss = float(logs["eval_loss"])
             self._refresh(state)
             if on_event is not None and ("loss" in logs or "eval_loss" in logs):
-                event: dict[str, Any] = {"step": state.global_step, "tokens_per_s": round(self._tokens_per_s(state), 1)}
+                event: dict[str, Any] = {"step": state.global_step, "max_steps": state.max_steps,
+                                         "epoch": round(float(state.epoch or 0.0), 4),
+                                         "tokens_per_s": round(self._tokens_per_s(state), 1)}
                 for key in ("loss", "eval_loss"):
                     if key in logs:
                         event[key] = float(logs[key])
+                if "learning_rate" in logs:
+                    event["lr"] = float(logs["learning_rate"])
                 on_event(event)
 
         def on_train_end(self, args, state, control, **kwargs):

@@ -53,12 +53,13 @@ class TrainResult:
     resumed_from: str | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval_loss_start: float | None = None  # the base model's eval loss (step 0)
+    stopped: bool = False  # ended early by ``should_stop`` (the adapter and a checkpoint are saved)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": self.out, "method": self.method, "steps": self.steps, "train_loss_first": self.train_loss_first,
                 "train_loss_last": self.train_loss_last, "eval_loss": self.eval_loss, "seconds": round(self.seconds, 2),
                 "tokens_per_s": self.tokens_per_s, "eval_loss_start": self.eval_loss_start, "base": self.base,
-                "run_id": self.run_id, "resumed_from": self.resumed_from}
+                "run_id": self.run_id, "resumed_from": self.resumed_from, "stopped": self.stopped}
 
 
 # -- methods: how the loaded base model is prepared -------------------------------------------
@@ -271,11 +272,15 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> b
 
 def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: bool = True,
           echo: Callable[[str], None] | None = None,
-          on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          on_log: Callable[[dict[str, Any]], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Run one fine-tuning; see the module docstring for the steps.
 
     ``echo`` gets the status lines (data summary, memory estimate); ``on_log`` every logged
-    step's ``{"step", "loss"?, "eval_loss"?, "tokens_per_s"}`` while training runs.
+    step's ``{"step", "max_steps", "epoch", "loss"?, "eval_loss"?, "lr"?, "tokens_per_s"}``
+    while training runs. ``should_stop`` is asked after every step: once it returns true
+    the run ends early but cleanly — the step is logged, a checkpoint and the model are
+    saved, the run is recorded, and the result says ``stopped``.
     """
     from ..config import load_settings
 
@@ -304,7 +309,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     if config.threads:
         torch.set_num_threads(config.threads)
     model = load_base(config, settings)
-    watcher = progress_callback(enabled=progress, on_event=on_log)
+    watcher = progress_callback(enabled=progress, on_event=on_log, should_stop=should_stop)
     with quiet_libraries():
         trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher],
                                 gradient_checkpointing=gradient_checkpointing)
@@ -313,8 +318,10 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         eval_loss = None
         if trainer.eval_dataset is not None and len(trainer.eval_dataset):
             last = LossHistory.from_log(trainer.state.log_history).eval
-            eval_loss = last[-1][1] if last and last[-1][0] == trainer.state.global_step \
-                else trainer.evaluate().get("eval_loss")
+            if last and last[-1][0] == trainer.state.global_step:
+                eval_loss = last[-1][1]
+            elif not watcher.stopped:  # a stopped run ends now, without one more evaluation
+                eval_loss = trainer.evaluate().get("eval_loss")
         seconds = time.perf_counter() - t0
         out = Path(config.out)
         trainer.save_model(str(out))
@@ -327,6 +334,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         eval_loss=eval_loss, seconds=seconds, tokens_per_s=watcher.history.tokens_per_s,
         resumed_from=None if resume_from is None else str(resume_from), losses=history.train,
         eval_loss_start=history.eval[0][1] if history.eval and history.eval[0][0] == 0 else None,
+        stopped=watcher.stopped,
     )
     card = RunCard(base=config.base, method=config.method, params=config.to_dict(),
                    chat_template=formatter.template_name,

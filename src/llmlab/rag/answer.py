@@ -172,25 +172,40 @@ def answer_question(question: str, collection: Collection, model: Any, *, k: int
 
 
 def _record(ans: Answer, question: str, collection: Collection, model: Any) -> None:
-    """One ``rag`` ledger row with the retrieved ids (tokens stay on the model's own row)."""
+    """One ``rag`` ledger row with the retrieved ids (tokens stay on the model's own row).
+
+    The row keeps to the same PII rules as the model's own row: under a ``mask`` policy
+    (a :class:`~llmlab.guard.policy.GuardedModel`) the question and answer are stored with
+    the placeholders the model saw, and a model whose ledger masks what it stores (the
+    server's ``ledger_mask_pii``) gets this row through that same ledger.
+    """
     settings = getattr(model, "settings", None)
     if settings is None or not settings.ledger:
         return
     from ..errors import LLMLabError
+    from ..guard.policy import MaskingLedger
     from ..ledger import Ledger, RunRecord
 
+    prompt, output = question, ans.answer
+    masker = getattr(model, "masker", None)  # set by a GuardedModel whose policy is 'mask'
+    if masker is not None:
+        prompt, output = masker.mask(question), masker.mask(ans.answer)
+    # the model's own ledger when it masks what it stores (a MaskingLedger); else a plain one
+    own = getattr(model, "_ledger", None)
+    shared = own if isinstance(own, MaskingLedger) else None
     try:
-        ledger = Ledger(settings.ledger_path)
+        ledger = shared or Ledger(settings.ledger_path)
         try:
             ledger.record(RunRecord(
                 kind="rag", model=model.name, backend=getattr(getattr(model, "backend", None), "name", None),
-                prompt=question, output=[ans.answer],
+                prompt=prompt, output=[output],
                 meta={"collection": collection.name, "retrieved": [h.id for h in ans.retrieved],
                       "retrieved_docs": [h.chunk.doc_id for h in ans.retrieved],
                       "citations": [{"n": c.n, "doc_id": c.doc_id, "page": c.page, "cited": c.cited} for c in ans.citations],
                       "found": ans.found, "generation_run_id": ans.run_id}))
         finally:
-            ledger.close()
+            if shared is None:
+                ledger.close()
     except LLMLabError as e:  # a broken ledger must not lose the user's answer
         log.error("could not record the RAG answer: %s", e)
 

@@ -26,19 +26,27 @@ from .state import LabState
 
 log = logging.getLogger(__name__)
 
-#: routes that take files get the upload limit instead of the body limit (the web UI's too)
-UPLOAD_PATHS = ("/lab/uploads", "/lab/rag/upload", "/gradio_api/upload")
+#: routes that take files get the upload limit instead of the body limit; the web UI's upload
+#: route (Gradio's) is matched at any mount path
+UPLOAD_PATHS = ("/lab/uploads", "/lab/rag/upload")
+UI_UPLOAD_ROUTE = "/gradio_api/upload"
 
 
 class BodyLimit:
-    """Refuses request bodies over the limit with 413 — by Content-Length up front, else while reading."""
+    """Refuses request bodies over the limit with 413 — by Content-Length up front, else while reading.
+
+    A body found too big while it is read raises inside the app. The lab's routes turn that
+    into a 413 themselves, but a mounted app (the web UI) answers it with a 500 of its own,
+    so once the limit is hit whatever the app sends is replaced by the 413.
+    """
 
     def __init__(self, app: Any, settings: ServerSettings):
         self.app = app
         self.settings = settings
 
     def limit_for(self, path: str) -> int:
-        if path.rstrip("/") in UPLOAD_PATHS:
+        path = path.rstrip("/")
+        if path in UPLOAD_PATHS or path.endswith(UI_UPLOAD_ROUTE):
             return self.settings.max_upload_bytes + 256 * 1024  # multipart framing
         return self.settings.max_body_bytes
 
@@ -58,6 +66,7 @@ class BodyLimit:
                     await error_response(too_big)(scope, receive, send)
                     return
         seen = 0
+        state = {"started": False, "exceeded": False, "answered": False}
 
         async def limited_receive() -> Any:
             nonlocal seen
@@ -65,10 +74,29 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    state["exceeded"] = True
                     raise too_big  # inside the route: the error handlers answer 413
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def answer_too_big() -> None:
+            if not state["answered"]:
+                state["answered"] = True
+                await error_response(too_big)(scope, receive, send)
+
+        async def guarded_send(message: Any) -> None:
+            if state["exceeded"] and not state["started"]:
+                await answer_too_big()  # whatever the app answers (a mounted app's 500): the client gets 413
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["exceeded"] or state["started"]:
+                raise
+            await answer_too_big()
 
 
 def _document_errors(app: FastAPI, auth: bool) -> None:
@@ -134,11 +162,11 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(BodyLimit, settings=settings)
-    _mount_ui(app, settings.ui)
+    _mount_ui(app, settings.ui, settings.max_upload_bytes)
     return app
 
 
-def _mount_ui(app: FastAPI, wanted: bool) -> None:
+def _mount_ui(app: FastAPI, wanted: bool, max_upload: int) -> None:
     """Mount the web UI at "/" when ``llmlab.webui`` offers ``mount_ui(app)``; else "/" shows the API docs."""
     mount = None
     if wanted and importlib.util.find_spec("llmlab.webui") is not None:
@@ -148,7 +176,7 @@ def _mount_ui(app: FastAPI, wanted: bool) -> None:
         except ImportError as e:  # e.g. the UI's own dependency is missing: the API still serves
             log.warning("the web UI is not available: %s", e)
     if mount is not None:
-        mount(app)
+        mount(app, max_upload=max_upload)  # the UI's own upload route keeps the server's limit
         return
 
     @app.get("/", include_in_schema=False)

@@ -2,9 +2,12 @@
 
 A job runs in a worker thread (at most ``max_running`` at once; the rest wait their turn)
 and reports through its :class:`JobContext`: ``progress(done, total, message)`` and
-``event(**data)`` (e.g. a loss point). Stopping sets a flag the next progress call turns
-into :class:`JobCancelled`. Clients poll ``GET /lab/jobs/{id}`` or stream its changes.
-Only the newest ``max_kept`` finished jobs are remembered, so memory stays bounded.
+``event(**data)`` (e.g. a loss point; events are numbered by ``seq`` so a client can ask
+for the ones it has not seen). Stopping sets a flag: an ordinary job's next progress call
+turns it into :class:`JobCancelled` (status ``cancelled``); a *graceful* job (training)
+watches ``ctx.cancelled`` itself, winds down cleanly and keeps its result (status
+``stopped``). Clients poll ``GET /lab/jobs/{id}`` or stream its changes. Only the newest
+``max_kept`` finished jobs are remembered, so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from ..errors import LLMLabError
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled", "stopped")
 MAX_EVENTS = 2000
 
 
@@ -36,7 +39,7 @@ class Job:
     id: str
     kind: str
     params: dict[str, Any]
-    status: str = "queued"  # queued | running | succeeded | failed | cancelled
+    status: str = "queued"  # queued | running | succeeded | failed | cancelled | stopped
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -44,16 +47,27 @@ class Job:
     result: Any = None
     error: dict[str, Any] | None = None
     events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    n_events: int = 0  # events ever reported (the newest has seq == n_events)
     version: int = 0
+    graceful: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     future: concurrent.futures.Future | None = None
 
-    def to_dict(self, *, events: bool = False) -> dict[str, Any]:
+    @property
+    def stop_requested(self) -> bool:
+        return self.cancel.is_set()
+
+    def events_since(self, seq: int = 0) -> list[dict[str, Any]]:
+        """The events after ``seq`` that are still kept (the oldest go once there are :data:`MAX_EVENTS`)."""
+        return [e for e in list(self.events) if e["seq"] > seq]
+
+    def to_dict(self, *, events: bool = False, since: int = 0) -> dict[str, Any]:
         d = {"id": self.id, "kind": self.kind, "status": self.status, "params": self.params,
              "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
-             "progress": self.progress, "result": self.result, "error": self.error, "n_events": len(self.events)}
+             "progress": self.progress, "result": self.result, "error": self.error, "n_events": self.n_events,
+             "stop_requested": self.stop_requested}
         if events:
-            d["events"] = list(self.events)
+            d["events"] = self.events_since(since)
         return d
 
 
@@ -73,7 +87,8 @@ class JobContext:
         return self._job.cancel.is_set()
 
     def check(self) -> None:
-        if self._job.cancel.is_set():
+        """Raise :class:`JobCancelled` once a stop was asked for (a graceful job is never interrupted)."""
+        if self._job.cancel.is_set() and not self._job.graceful:
             raise JobCancelled(f"job {self._job.id} was stopped")
 
     def progress(self, done: float | None = None, total: float | None = None, message: str | None = None,
@@ -93,7 +108,9 @@ class JobContext:
         self.check()
 
     def event(self, **data: Any) -> None:
-        self._job.events.append({"t": round(time.time(), 3), **data})
+        job = self._job
+        job.n_events += 1
+        job.events.append({"seq": job.n_events, "t": round(time.time(), 3), **data})
         self._touch()
         self.check()
 
@@ -107,9 +124,15 @@ class JobManager:
         self._max_kept = max_kept
         self._seq = itertools.count(1)
 
-    def submit(self, kind: str, fn: Callable[[JobContext], Any], params: dict[str, Any] | None = None) -> Job:
-        """Queue ``fn(ctx)``; its return value (JSON-able) becomes the job's result."""
-        job = Job(id=f"job-{next(self._seq)}-{uuid.uuid4().hex[:8]}", kind=kind, params=params or {})
+    def submit(self, kind: str, fn: Callable[[JobContext], Any], params: dict[str, Any] | None = None, *,
+               graceful: bool = False) -> Job:
+        """Queue ``fn(ctx)``; its return value (JSON-able) becomes the job's result.
+
+        A ``graceful`` job is not interrupted by a stop: it polls ``ctx.cancelled``, ends
+        cleanly, and its result is kept with the status ``stopped``.
+        """
+        job = Job(id=f"job-{next(self._seq)}-{uuid.uuid4().hex[:8]}", kind=kind, params=params or {},
+                  graceful=graceful)
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
@@ -131,7 +154,7 @@ class JobManager:
         ctx = JobContext(job, lambda: self._touch(job))
         try:
             job.result = fn(ctx)
-            self._finish(job, "succeeded")
+            self._finish(job, "stopped" if job.graceful and job.cancel.is_set() else "succeeded")
         except JobCancelled:
             self._finish(job, "cancelled")
         except LLMLabError as e:

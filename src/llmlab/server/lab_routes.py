@@ -370,27 +370,19 @@ async def finetune_check(body: FinetuneCheckRequest, request: Request) -> dict[s
 
 @router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED)
 async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, Any]:
-    """Start a fine-tuning job; its progress messages and loss stream at /lab/jobs/{id}/events."""
+    """Start a fine-tuning job. Its loss points (step, loss, lr, epoch) are the job's events:
+    poll ``GET /lab/jobs/{id}?events=true&since=N`` or stream ``/lab/jobs/{id}/events``;
+    ``POST /lab/jobs/{id}/stop`` ends it after the running step, keeping a checkpoint and the model."""
     from ..finetune.config import TrainConfig
+    from .finetune_job import start_finetune
 
     lab = lab_state(request)
     store = uploads(lab)
-    out = lab.settings.home / "finetune"
     config = TrainConfig(train=str(store.path(body.upload_id)), base=body.base, out="", method=body.method,
                          eval=str(store.path(body.eval_upload_id)) if body.eval_upload_id else None,
                          max_steps=body.max_steps, epochs=body.epochs, lr=body.lr, batch_size=body.batch_size,
                          max_seq_len=body.max_seq_len, lora_r=body.lora_r)
-
-    def run(ctx: JobContext) -> dict[str, Any]:
-        from ..finetune.train import train
-
-        config.out = str(out / ctx.job_id)
-        result = train(config, settings=lab.settings, progress=False, echo=lambda line: ctx.progress(message=line))
-        for step, loss in result.losses or []:
-            ctx.event(step=step, loss=loss)
-        return result.to_dict()
-
-    return lab.jobs.submit("finetune", run, {"base": body.base, "method": body.method}).to_dict()
+    return start_finetune(lab.jobs, config, lab.settings, out_root=lab.settings.home / "finetune").to_dict()
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -504,26 +496,34 @@ async def jobs(request: Request, kind: str | None = Query(None, max_length=40)) 
 
 
 @router.get("/jobs/{job_id}")
-async def job(job_id: str, request: Request, events: bool = False) -> dict[str, Any]:
-    """A job's status, progress, result or error (``events=true`` adds its event log, e.g. losses)."""
-    return lab_state(request).jobs.get(job_id).to_dict(events=events)
+async def job(job_id: str, request: Request, events: bool = False,
+              since: int = Query(0, ge=0, description="with events=true: only the events after this seq"),
+              ) -> dict[str, Any]:
+    """A job's status, progress, result or error (``events=true`` adds its events, e.g. loss points)."""
+    return lab_state(request).jobs.get(job_id).to_dict(events=events, since=since)
 
 
 @router.get("/jobs/{job_id}/events", responses={200: SSE_DOC})
-async def job_events(job_id: str, request: Request) -> SSEResponse:
-    """The job as server-sent events: one event per change, until it ends."""
+async def job_events(job_id: str, request: Request,
+                     since: int = Query(0, ge=0, description="skip the events up to this seq")) -> SSEResponse:
+    """The job as server-sent events: one per change, each with the events (loss points) new since the last."""
     lab = lab_state(request)
     lab.jobs.get(job_id)  # 404 now, not mid-stream
 
-    async def events():
+    async def stream():
+        seen = since
         async for j in lab.jobs.watch(job_id):
-            yield sse_event(j.to_dict())
+            d = j.to_dict(events=True, since=seen)
+            if d["events"]:
+                seen = d["events"][-1]["seq"]
+            yield sse_event(d)
         yield "data: [DONE]\n\n"
 
-    return SSEResponse(events())
+    return SSEResponse(stream())
 
 
 @router.post("/jobs/{job_id}/stop")
 async def stop_job(job_id: str, request: Request) -> dict[str, Any]:
-    """Ask a job to stop (it stops at its next progress report)."""
+    """Ask a job to stop. Most stop at their next progress report (``cancelled``); fine-tuning
+    finishes its running step, saves a checkpoint and the model, and ends ``stopped``."""
     return lab_state(request).jobs.stop(job_id).to_dict()

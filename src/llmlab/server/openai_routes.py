@@ -7,14 +7,16 @@ ending with ``data: [DONE]``; a client that goes away stops its generation.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
 import uuid
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from ..errors import InvalidParameterError, ModelNotFoundError, UnsupportedParameterError
@@ -26,6 +28,8 @@ from .schemas import (ChatCompletion, check_temperature, ChatCompletionRequest, 
                       EmbeddingRequest, Health, ModelCard, ModelList, TextCompletion)
 from .state import Generation, LabState
 from .streaming import SSE_DOC, SSE_DONE, SSEResponse, sse_event
+
+log = logging.getLogger(__name__)
 
 MAX_STOPS = 16
 MAX_STOP_CHARS = 512
@@ -229,16 +233,47 @@ async def text_events(gen: Generation, rid: str, created: int, model: str, inclu
     yield SSE_DONE
 
 
-async def respond(gen: Generation, stream: bool, events: Any, build: Any) -> Any:
-    """An SSE response (the generation closes with it) or the whole answer as JSON."""
+async def respond(request: Request, gen: Generation, stream: bool, events: Any, build: Any) -> Any:
+    """An SSE response (the generation closes with it) or the whole answer as JSON.
+
+    Either way a client that goes away stops the generation: the SSE response watches for
+    the disconnect, and a non-streaming request is checked every :data:`DISCONNECT_POLL_S`
+    while its answer is collected.
+    """
     headers = gen.pii_headers()
     if stream:
         return SSEResponse(events, on_close=gen.close, headers=headers)
     try:
-        c = await gen.collect()
+        c = await collect_unless_disconnected(request, gen)
     finally:
-        gen.close()
+        gen.close()  # stops the model's stream if it is still running, frees the slot
+    if c is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     return JSONResponse(build(c), headers=headers)
+
+
+#: how often a non-streaming request checks that its client is still there
+DISCONNECT_POLL_S = 0.25
+#: the status logged for a request whose client left before the answer (nginx's convention)
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def collect_unless_disconnected(request: Request, gen: Generation) -> Completion | None:
+    """The whole completion, or None when the client disconnected first (the caller closes ``gen``)."""
+    task = asyncio.ensure_future(gen.collect())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                log.info("client disconnected before its answer; stopping its generation")
+                return None
+    finally:
+        if not task.done():
+            gen.stream.close()  # the worker's step returns soon, then the stream stops generating
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 # -- routes -------------------------------------------------------------------------------------------
@@ -292,7 +327,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, key: st
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     events = chat_events(gen, rid, created, req.model, params.get("num_return_sequences", 1), include_usage)
-    return await respond(gen, bool(req.stream), events, lambda c: chat_response(c, rid, created, req.model))
+    return await respond(request, gen, bool(req.stream), events, lambda c: chat_response(c, rid, created, req.model))
 
 
 @v1.post("/completions", response_model=TextCompletion, responses={200: SSE_DOC})
@@ -306,7 +341,8 @@ async def completions(req: CompletionRequest, request: Request, key: str = Depen
     echo = prompt if req.echo else ""
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     events = text_events(gen, rid, created, req.model, include_usage, echo)
-    return await respond(gen, bool(req.stream), events, lambda c: text_response(c, rid, created, req.model, echo))
+    return await respond(request, gen, bool(req.stream), events,
+                         lambda c: text_response(c, rid, created, req.model, echo))
 
 
 @v1.post("/embeddings", response_model=EmbeddingList)

@@ -1,9 +1,11 @@
-"""What the web UI needs from the process it runs in: settings, the ledger and loaded models.
+"""What the web UI needs from the process it runs in: settings, the ledger, loaded models, jobs.
 
 The server keeps one :class:`Lab`-shaped object on ``app.state.lab`` so the UI and the HTTP API
-share loaded models; without one, :class:`LocalLab` is the UI's own small model pool. Either
-way models are used through ``with lab.use(name) as model:``, which loads a model once and
-serializes callers, because one llama.cpp context cannot decode two requests at once.
+share loaded models and background jobs (a training started in the browser is a job the API
+can poll and stop); without one, :class:`LocalLab` is the UI's own small model pool and job
+runner. Either way models are used through ``with lab.use(name) as model:``, which loads a
+model once and serializes callers, because one llama.cpp context cannot decode two requests
+at once.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Protocol, runtime_checkable
 
 from ..config import Settings, load_settings
+from ..server.jobs import JobManager
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ledger import Ledger
@@ -30,6 +33,8 @@ class Lab(Protocol):
     """The seam between the web UI and its host process."""
 
     settings: Settings
+    #: background jobs (fine-tuning), shared with the HTTP API when the server hosts the UI
+    jobs: JobManager
 
     def ledger(self) -> "Ledger | None":
         """The run ledger (``None`` when recording is off)."""
@@ -58,6 +63,7 @@ class LocalLab:
         self._locks: dict[str, threading.Lock] = {}
         self._pool_lock = threading.Lock()
         self._ledger: "Ledger | None" = None
+        self.jobs = JobManager(max_running=1)  # one training at a time; the rest wait their turn
 
     def ledger(self) -> "Ledger | None":
         if not self.settings.ledger:
@@ -101,6 +107,7 @@ class LocalLab:
         return True
 
     def close(self) -> None:
+        self.jobs.shutdown()
         for name in list(self._models):
             self.unload(name)
         if self._ledger is not None:
