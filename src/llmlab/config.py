@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -30,8 +30,33 @@ class ApiModel(BaseModel):
     output_per_1m: float | None = None
 
 
-class Settings(BaseSettings):
+class HomeTomlSettings(BaseSettings):
+    """A settings schema read from, lowest priority first: defaults, ``$LLMLAB_HOME/<toml_name>``,
+    environment variables, then keyword arguments (no ``.env`` or secrets directory).
+
+    The lab's :class:`Settings` and the server's ``ServerSettings`` both derive from it, so
+    both read their sources the same way.
+    """
+
+    #: the TOML file under ``$LLMLAB_HOME`` this schema reads
+    toml_name: ClassVar[str]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = default_home() / cls.toml_name
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+class Settings(HomeTomlSettings):
     model_config = SettingsConfigDict(env_prefix="LLMLAB_", extra="forbid", env_nested_delimiter="__")
+    toml_name = "config.toml"
 
     home: Path = Field(default_factory=default_home)
     default_model: str = "smollm2-135m"
@@ -47,18 +72,6 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Any) -> Any:
         return Path(v).expanduser() if isinstance(v, (str, Path)) else v
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = default_home() / "config.toml"
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     @property
     def ledger_path(self) -> Path:

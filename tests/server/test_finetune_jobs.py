@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from llmlab.finetune.train import TrainResult
-from llmlab.server.jobs import TERMINAL, JobManager
+from llmlab.jobs import TERMINAL, JobManager
 
 from .test_lab_routes import wait_job
 

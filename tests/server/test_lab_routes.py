@@ -5,7 +5,7 @@ import json
 import threading
 import time
 
-from llmlab.server.jobs import TERMINAL
+from llmlab.jobs import TERMINAL
 
 from .conftest import parse_sse
 

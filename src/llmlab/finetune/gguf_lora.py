@@ -7,18 +7,19 @@ base kept it). The layout follows llama.cpp's ``convert_lora_to_gguf.py``: tenso
 ``<gguf name>.lora_a`` (rank × in) and ``.lora_b`` (out × rank), ``adapter.lora.alpha`` and,
 for the llama architecture, the q/k rows permuted the way llama.cpp stores rotary weights.
 
-The llama.cpp backend applies such a file with :func:`attach_lora` (see its docstring).
+The llama.cpp backend applies such a file with
+:meth:`llmlab.models.llamacpp.LlamaCppEngine.attach_lora` when a model's spec
+names an adapter (a fine-tuning output folder or the file itself).
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, InputFileError, InvalidParameterError, MissingDependencyError
+from ..errors import InputFileError, InvalidParameterError, MissingDependencyError
 
 #: GGUF architectures this writer supports -> whether q/k rows are permuted (llama.cpp's rotary layout)
 ARCHITECTURES = {"llama": True, "qwen2": False, "qwen3": False, "gemma": False, "gemma2": False}
@@ -180,25 +181,3 @@ def find_gguf_lora(folder: str | Path) -> Path | None:
         if is_gguf_lora(cand):
             return cand
     return None
-
-
-def attach_lora(lc, model_ptr, ctx_ptr, path: str | Path, scale: float = 1.0):
-    """Apply a GGUF LoRA to a llama.cpp context; returns the adapter handle.
-
-    ``lc`` is the ``llama_cpp`` module, ``model_ptr`` a ``llama_model_p`` (``LlamaModel.model``),
-    ``ctx_ptr`` a ``llama_context_p`` (``LlamaContext.ctx``). The adapter is freed with the
-    model; call ``lc.llama_adapter_lora_free(handle)`` to drop it earlier (after the context).
-    """
-    adapter = lc.llama_adapter_lora_init(model_ptr, str(path).encode("utf-8"))
-    if not adapter:
-        raise BackendError(f"llama.cpp could not load the LoRA {path} (does it belong to this base model?)")
-    if hasattr(lc, "llama_set_adapters_lora"):
-        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
-        scales = (ctypes.c_float * 1)(scale)
-        rc = lc.llama_set_adapters_lora(ctx_ptr, adapters, 1, scales)
-    else:  # llama-cpp-python before the plural API
-        rc = lc.llama_set_adapter_lora(ctx_ptr, adapter, scale)
-    if rc != 0:
-        lc.llama_adapter_lora_free(adapter)
-        raise BackendError(f"llama.cpp could not apply the LoRA {path} (code {rc})")
-    return adapter

@@ -86,6 +86,11 @@ class Model:
     def context_length(self) -> int:
         return self.backend.info.context_length
 
+    @property
+    def ledger(self) -> Any:
+        """The run ledger this model records into (``None`` when it records nothing); read-only."""
+        return self._ledger
+
     def __repr__(self) -> str:
         return f"<Model {self.name!r} on {self.backend.name}>"
 

@@ -191,7 +191,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
     if masker is not None:
         prompt, output = masker.mask(question), masker.mask(ans.answer)
     # the model's own ledger when it masks what it stores (a MaskingLedger); else a plain one
-    own = getattr(model, "_ledger", None)
+    own = getattr(model, "ledger", None)  # Model.ledger (a GuardedModel passes it through)
     shared = own if isinstance(own, MaskingLedger) else None
     try:
         ledger = shared or Ledger(settings.ledger_path)

@@ -20,6 +20,7 @@ from ..errors import (BackendError, BusyError, ContextOverflowError, InputFileEr
                       LedgerError, LLMLabError, MissingDependencyError, ModelNotFoundError, RegistryError,
                       UnsupportedParameterError)
 from ..guard.budget import BudgetExceededError
+from ..jobs import JobNotFoundError
 from ..rag.types import CollectionNotFoundError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class UnsupportedMediaTypeError(LLMLabError):
 STATUS: dict[type, int] = {
     AuthError: 401,
     NotFoundError: 404,
+    JobNotFoundError: 404,
     ModelNotFoundError: 404,
     CollectionNotFoundError: 404,
     BudgetExceededError: 402,

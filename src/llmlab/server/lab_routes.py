@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from ..errors import InvalidParameterError
 from .auth import api_key
 from .errors import error_event
-from .jobs import Job, JobContext
+from ..jobs import Job, JobContext
 from .lab_schemas import (AskRequest, FinetuneCheckRequest, FinetuneRequest, GridRequest, IngestRequest, ModelRequest,
                           PullRequest, PurgeRequest, QARequest, SearchRequest, SummarizeRequest, TranslateRequest)
 from .params import known_query_only
@@ -374,7 +374,7 @@ async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, A
     poll ``GET /lab/jobs/{id}?events=true&since=N`` or stream ``/lab/jobs/{id}/events``;
     ``POST /lab/jobs/{id}/stop`` ends it after the running step, keeping a checkpoint and the model."""
     from ..finetune.config import TrainConfig
-    from .finetune_job import start_finetune
+    from ..finetune.job import start_finetune
 
     lab = lab_state(request)
     store = uploads(lab)

@@ -78,19 +78,15 @@ class ModelPool:
         """The model called ``name`` (loading it if needed), held until the lease is released."""
         check_model_name(name)
         with self._lock:
-            entry = self._entries.get(name)
-            if entry is not None:
-                entry.users += 1
-                entry.last_used = time.monotonic()
-                return Lease(self, name, entry.model)
+            lease = self._lease_loaded(name)
+            if lease is not None:
+                return lease
             name_lock = self._name_locks.setdefault(name, threading.Lock())
         with name_lock:  # one load per name, however many requests ask at once
-            with self._lock:
-                entry = self._entries.get(name)
-                if entry is not None:
-                    entry.users += 1
-                    entry.last_used = time.monotonic()
-                    return Lease(self, name, entry.model)
+            with self._lock:  # another request may have loaded it while this one waited
+                lease = self._lease_loaded(name)
+                if lease is not None:
+                    return lease
             self._make_room()
             t0 = time.perf_counter()
             model = self.loader(name)
@@ -101,6 +97,15 @@ class ModelPool:
                     raise BusyError("the server is shutting down", retry_after_s=5)
                 self._entries[name] = _Entry(model, users=1)
             return Lease(self, name, model)
+
+    def _lease_loaded(self, name: str) -> Lease | None:
+        """A lease on ``name`` if it is loaded already, else None (call with ``self._lock`` held)."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return None
+        entry.users += 1
+        entry.last_used = time.monotonic()
+        return Lease(self, name, entry.model)
 
     def _release(self, name: str) -> None:
         with self._lock:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import SettingsConfigDict
 
-from ..config import default_home
+from ..config import HomeTomlSettings
 from ..errors import ConfigError
 
 PiiPolicy = Literal["off", "warn", "mask", "block"]
@@ -58,10 +58,11 @@ def read_keys_file(path: str | Path) -> list[str]:
     return keys
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(HomeTomlSettings):
     """Everything ``llmlab serve`` can be told; validated whatever the source."""
 
     model_config = SettingsConfigDict(env_prefix="LLMLAB_SERVER_", extra="forbid", env_nested_delimiter="__")
+    toml_name = "server.toml"
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -93,18 +94,6 @@ class ServerSettings(BaseSettings):
     rag_embedder: str | None = Field(None, description="embedder for new RAG collections (None: the RAG default)")
     threads: int | None = Field(None, ge=1, description="llama.cpp threads (None: the lab's setting)")
     ui: bool = Field(True, description="serve the web UI at / (when llmlab.webui is installed)")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = default_home() / "server.toml"
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     @field_validator("cors_origins")
     @classmethod

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..guard.budget import CostGuard
 from ..guard.policy import GuardedModel
 from ..types import Completion, Delta
-from .jobs import JobManager
+from ..jobs import JobManager
 from .pool import Lease, ModelPool
 from .settings import ServerSettings
 from .streaming import Admission, AsyncStream, run_blocking

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Protocol, runtime_checkable
 
 from ..config import Settings, load_settings
-from ..server.jobs import JobManager
+from ..jobs import JobManager
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ledger import Ledger

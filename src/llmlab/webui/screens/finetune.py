@@ -3,7 +3,7 @@ stop, compare the tuned model with its base, export it for llama.cpp.
 
 The data check is :func:`~llmlab.finetune.lint.lint` (``llmlab data check``); training is
 :func:`~llmlab.finetune.train.train` (``llmlab finetune``) run as the same background job the
-HTTP API starts (:mod:`llmlab.server.finetune_job`), so the page polls its loss points on a
+HTTP API starts (:mod:`llmlab.finetune.job`), so the page polls its loss points on a
 timer and "Stop" ends it after the running step with the adapter saved. The comparison
 chats with the base and with the output folder — a folder with an adapter and a run card is
 a model name — and export is :func:`~llmlab.finetune.export.export_gguf`
@@ -89,7 +89,7 @@ def start(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, method:
           eval_upload: str | None) -> tuple[str, str]:
     """Queue the training as a job; returns (job id, status line). The page then polls :func:`watch`."""
     from ...finetune.config import TrainConfig
-    from ...server.finetune_job import start_finetune
+    from ...finetune.job import start_finetune
 
     out = (out or "").strip() or str(lab.settings.home / "runs" / f"web-{datetime.now():%Y%m%d-%H%M%S}")
     config = TrainConfig(train=_data_path(upload, typed), base=base, out=out, method=method,
@@ -117,8 +117,8 @@ def status_text(job: Any) -> str:
 
 def watch(lab: Lab, job_id: str | None) -> tuple[str, Any, str, str, bool]:
     """(log, loss frame, status, output folder, still running) for the page's timer."""
-    from ...server.finetune_job import log_lines, loss_points
-    from ...server.jobs import TERMINAL
+    from ...finetune.job import log_lines, loss_points
+    from ...jobs import TERMINAL
 
     from ...errors import LLMLabError
 

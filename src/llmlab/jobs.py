@@ -6,8 +6,10 @@ and reports through its :class:`JobContext`: ``progress(done, total, message)`` 
 for the ones it has not seen). Stopping sets a flag: an ordinary job's next progress call
 turns it into :class:`JobCancelled` (status ``cancelled``); a *graceful* job (training)
 watches ``ctx.cancelled`` itself, winds down cleanly and keeps its result (status
-``stopped``). Clients poll ``GET /lab/jobs/{id}`` or stream its changes. Only the newest
-``max_kept`` finished jobs are remembered, so memory stays bounded.
+``stopped``). Callers poll :meth:`JobManager.get` or follow :meth:`JobManager.watch` (the
+server exposes them as ``GET /lab/jobs/{id}`` and its event stream; the web UI polls). Only
+the newest ``max_kept`` finished jobs are remembered, so memory stays bounded. This module is
+part of the core — no HTTP here — so the server and the web UI can both use it.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from ..errors import LLMLabError
+from .errors import LLMLabError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ MAX_EVENTS = 2000
 
 class JobCancelled(LLMLabError):
     code = "cancelled"
+
+
+class JobNotFoundError(LLMLabError):
+    """No job by that id (finished jobs are forgotten after a while); the server answers 404."""
+
+    code = "not_found"
 
 
 @dataclass
@@ -175,12 +183,10 @@ class JobManager:
             self._jobs.pop(j.id, None)
 
     def get(self, job_id: str) -> Job:
-        from .errors import NotFoundError
-
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise NotFoundError(f"no job {job_id!r} (finished jobs are kept for a while, then forgotten); "
+            raise JobNotFoundError(f"no job {job_id!r} (finished jobs are kept for a while, then forgotten); "
                                 "GET /lab/jobs lists them")
         return job
 

@@ -1,7 +1,7 @@
 """A fine-tuning run as a background job: live loss points, a clean stop, the adapter kept.
 
 :func:`finetune_job` wraps :func:`llmlab.finetune.train.train` (``llmlab finetune``) for
-the :class:`~.jobs.JobManager`. Each status line the trainer prints becomes an event
+the :class:`~llmlab.jobs.JobManager`. Each status line the trainer prints becomes an event
 ``{"message"}``; each logged step an event ``{"step", "max_steps", "epoch", "loss", "lr",
 "tokens_per_s"}`` (``eval_loss`` at evaluations) and the job's progress. The job is
 *graceful*: a stop request is seen after the running step, which is logged and
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .jobs import Job, JobContext, JobManager
+from ..jobs import Job, JobContext, JobManager
 
 KIND = "finetune"
 
@@ -22,7 +22,7 @@ def finetune_job(config: Any, settings: Any, *, out_root: str | Path | None = No
     """``run(ctx)`` for :meth:`JobManager.submit`; an empty ``config.out`` becomes ``out_root/<job id>``."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from ..finetune.train import train
+        from .train import train
 
         if not config.out:
             if out_root is None:
