@@ -1,6 +1,8 @@
 """``llmlab finetune``: train (the default), merge, export and compare fine-tunes."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import common
@@ -29,6 +31,10 @@ def finetune() -> None:
 
     Training options: llmlab finetune train --help (the word "train" may be left out).
     """
+    # torch's OpenMP threads spin-wait by default; training on a CPU that anything else uses
+    # then slows 10x and more. Passive waiting costs little here (big matrix products between
+    # barriers), unlike llama.cpp's token-by-token decoding, which keeps the default policy.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
 @finetune.command(hidden=True)
