@@ -60,6 +60,15 @@ def bench_llama_paths(threads: int, n: int, repeats: int) -> tuple[dict, dict]:
 
 
 def bench_transformers(threads: int, n: int, repeats: int) -> dict:
+    """The classic course code in its own process: torch and llama.cpp would share one OpenMP
+    runtime in this process (same soname), and llama.cpp's loaded pool slowed torch ~4x here."""
+    out = subprocess.run([sys.executable, __file__, "--_transformers-only", "--threads", str(threads),
+                          "--new-tokens", str(n), "--repeats", str(repeats)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _transformers_in_process(threads: int, n: int, repeats: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,7 +90,8 @@ def bench_transformers(threads: int, n: int, repeats: int) -> dict:
             ct = out.shape[1] - enc["input_ids"].shape[1]
             rates.append(ct / dt)
             toks.append(int(ct))
-    return {"tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads}
+    return {"tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads,
+            "process": "separate"}
 
 
 COLD_LLMLAB = [sys.executable, "-m", "llmlab.cli.main", "generate", PROMPT, "--max-new-tokens", "1", "--greedy"]
@@ -111,7 +121,11 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--_transformers-only", dest="transformers_only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.transformers_only:
+        print(json.dumps(_transformers_in_process(a.threads, a.new_tokens, a.repeats)))
+        return
     env = dict(os.environ, LLMLAB_THREADS=str(a.threads), LLMLAB_LEDGER="false")
     res: dict = {"bench": "generation", "model": "smollm2-135m", "prompt": PROMPT, "new_tokens": a.new_tokens,
                  "decoding": "greedy", "threads": a.threads, "cpu_count": os.cpu_count()}

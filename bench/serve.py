@@ -42,7 +42,7 @@ def start_server(port: int, threads: int | None, home: str) -> subprocess.Popen:
            "--model", MODEL, "--no-ui"]
     if threads:
         cmd += ["--threads", str(threads)]
-    env = {**os.environ, "LLMLAB_HOME": home, "OMP_WAIT_POLICY": "passive"}
+    env = {**os.environ, "LLMLAB_HOME": home}  # OpenMP policy as `llmlab serve` runs by default (or yours)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -139,7 +139,7 @@ def main() -> None:
     report = {
         "bench": "serve", "model": MODEL, "new_tokens": args.new_tokens,
         "threads": {"server_llamacpp": health["models"][0].get("threads"), "client_process": threading.active_count(),
-                    "cpus": len(os.sched_getaffinity(0))},
+                    "cpus": len(os.sched_getaffinity(0)), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")},
         "results": results,
     }
     if 1 in by_n and 8 in by_n:
