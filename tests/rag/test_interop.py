@@ -34,6 +34,21 @@ def test_langchain_retriever_embeddings_and_chat(collection):
     assert "".join(c.content for c in chat.stream("다시")) == "목성입니다"
 
 
+def test_langchain_retriever_in_a_standard_chain_runs_in_worker_threads(collection):
+    """LCEL runs a retriever inside a parallel map on a worker thread; closing it afterwards from the
+    caller's thread must work (the collection's SQLite manifest is shared across threads)."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+
+    from llmlab.rag.interop.langchain import LlmlabRetriever
+
+    r = LlmlabRetriever(collection=collection, k=2)
+    chain = {"context": r | RunnableLambda(lambda docs: docs[0].metadata["doc_id"]),
+             "question": RunnablePassthrough()} | RunnableLambda(lambda x: (x["context"], x["question"]))
+    assert chain.invoke("목성에는 대적점이") == ("rec-2", "목성에는 대적점이")
+    r.close()
+
+
 def test_llamaindex_retriever_embedding_and_llm(collection):
     pytest.importorskip("llama_index.core")
     from llama_index.core.base.llms.types import ChatMessage, MessageRole

@@ -59,7 +59,9 @@ class Manifest:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # a collection may be opened in one thread and used or closed in another (LangChain
+            # runs retrievers in worker threads); calls on one collection come one at a time
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a committed journal entry must survive
             self._db.executescript(_SCHEMA)
