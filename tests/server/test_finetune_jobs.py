@@ -17,6 +17,7 @@ from llmlab.finetune.train import TrainResult
 from llmlab.jobs import TERMINAL, JobManager
 
 from .test_lab_routes import wait_job
+from llmlab.testing.waiting import wait_until
 
 DATA = "".join(json.dumps({"instruction": q, "output": a}, ensure_ascii=False) + "\n" for q, a in [
     ("What is the secret word?", "The secret word is pineapple."),
@@ -25,14 +26,6 @@ DATA = "".join(json.dumps({"instruction": q, "output": a}, ensure_ascii=False) +
     ("What colour is the sky?", "The sky is green today."),
 ]).encode()
 
-
-def wait_for(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class ScriptedTrainer:
@@ -81,7 +74,7 @@ def test_loss_points_can_be_polled_incrementally_and_the_job_stopped(client_for,
     job = c.post("/lab/finetune/jobs", json={"upload_id": upload_data(c), "base": "smollm2-135m", "max_steps": 500})
     assert job.status_code == 202, job.text
     jid = job.json()["id"]
-    assert wait_for(lambda: c.get(f"/lab/jobs/{jid}").json()["n_events"] >= 6)
+    assert wait_until(lambda: c.get(f"/lab/jobs/{jid}").json()["n_events"] >= 6)
     first = c.get(f"/lab/jobs/{jid}", params={"events": True}).json()
     points = [e for e in first["events"] if "loss" in e]
     assert points and [p["step"] for p in points] == list(range(1, len(points) + 1))
@@ -160,10 +153,10 @@ def test_graceful_jobs_end_stopped_with_their_result_others_cancelled():
 
     g = jobs.submit("finetune", graceful, graceful=True)
     o = jobs.submit("demo", ordinary)
-    assert go.wait(5) and wait_for(lambda: g.n_events >= 3, 5)
+    assert go.wait(5) and wait_until(lambda: g.n_events >= 3, 5)
     jobs.stop(g.id)
     jobs.stop(o.id)
-    assert wait_for(lambda: g.status in TERMINAL and o.status in TERMINAL, 10)
+    assert wait_until(lambda: g.status in TERMINAL and o.status in TERMINAL, 10)
     assert g.status == "stopped" and g.result["steps"] >= 1 and g.n_events == g.result["steps"]
     assert o.status == "cancelled" and o.result is None
     assert [e["seq"] for e in g.events_since(g.n_events - 2)] == [g.n_events - 1, g.n_events]
@@ -173,7 +166,7 @@ def test_graceful_jobs_end_stopped_with_their_result_others_cancelled():
 def test_a_graceful_job_that_finishes_before_a_stop_succeeds():
     jobs = JobManager(max_running=1)
     j = jobs.submit("finetune", lambda ctx: 7, graceful=True)
-    assert wait_for(lambda: j.status in TERMINAL, 5) and j.status == "succeeded"
+    assert wait_until(lambda: j.status in TERMINAL, 5) and j.status == "succeeded"
     assert jobs.stop(j.id).status == "succeeded"  # too late: nothing changes
     jobs.shutdown()
 
@@ -219,7 +212,7 @@ def test_stopping_a_real_training_keeps_a_checkpoint_and_the_adapter(client_for,
         assert job["status"] not in TERMINAL, job
         return any("loss" in e for e in job["events"])
 
-    assert wait_for(first_point, timeout=300)
+    assert wait_until(first_point, timeout=300)
     c.post(f"/lab/jobs/{jid}/stop")
     done = wait_job(c, jid, timeout=120)
     assert done["status"] == "stopped", done

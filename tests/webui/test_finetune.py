@@ -10,6 +10,7 @@ import pytest
 from llmlab.config import load_settings
 from llmlab.webui.lab import LocalLab
 from llmlab.webui.screens import finetune
+from llmlab.testing.waiting import wait_until
 
 
 def test_example_marks_the_trained_tokens():
@@ -66,14 +67,6 @@ class ScriptedTrainer:
                            tokens_per_s=1.0, losses=losses, stopped=stopped)
 
 
-def _until(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
 
 @pytest.fixture
 def lab(monkeypatch):
@@ -101,13 +94,13 @@ def test_the_loss_chart_fills_while_training_runs_then_stop_keeps_the_result(lab
         frames.append(len(frame))
         return running and len(frame) >= 5
 
-    assert _until(some_points)
+    assert wait_until(some_points)
     log, frame, status, folder, running = finetune.watch(lab, job_id)
     assert list(frame.columns) == ["step", "loss"] and frame["step"].tolist()[:3] == [1, 2, 3]
     assert "data: 2 alpaca examples" in log and "**running**" in status and "loss" in status
     assert folder == ""  # no model to compare or export until the run ends
     assert "stopping after this step" in finetune.stop(lab, job_id)
-    assert _until(lambda: not finetune.watch(lab, job_id)[4])
+    assert wait_until(lambda: not finetune.watch(lab, job_id)[4])
     log, frame, status, folder, running = finetune.watch(lab, job_id)
     assert "**stopped**" in status and folder == str(tmp_path / "run") and 5 <= len(frame) < 400
     assert log.splitlines()[-1].startswith("stopped:")
@@ -118,7 +111,7 @@ def test_a_short_run_succeeds_and_the_chart_has_every_step(lab, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"instruction": "hi", "output": "hello"}\n', encoding="utf-8")
     job_id, _ = _start(lab, data, max_steps=3)
-    assert _until(lambda: not finetune.watch(lab, job_id)[4])
+    assert wait_until(lambda: not finetune.watch(lab, job_id)[4])
     log, frame, status, folder, running = finetune.watch(lab, job_id)
     assert frame["step"].tolist() == [1, 2, 3] and "**succeeded**" in status
     assert Path(folder).parent == lab.settings.home / "runs"
