@@ -205,3 +205,20 @@ def test_a_failing_prompt_in_a_batched_prefill_fails_alone():
     first.close()
     assert isinstance(results[2], BackendError)
     assert all(isinstance(r, str) and r for i, r in enumerate(results) if i != 2), results
+
+
+def test_the_decode_loop_lowers_the_gil_switch_interval_but_never_raises_it():
+    import sys
+
+    from llmlab.models.batching import GIL_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        fake().close()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+        sys.setswitchinterval(0.0001)
+        fake().close()
+        assert sys.getswitchinterval() == pytest.approx(0.0001)
+    finally:
+        sys.setswitchinterval(before)

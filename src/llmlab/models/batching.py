@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from .decoding import RequestState, SlotEngine
 log = logging.getLogger(__name__)
 
 _DONE = object()
+
+# The decode thread hands every token to reader threads (a CLI loop, an HTTP event loop). With
+# CPython's default 5 ms GIL switch interval each hand-off can stall the next decode step by up
+# to 5 ms; at 0.5 ms the server streams ~20 % more tokens/s for 1 and for 8 clients (bench/serve.py).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(eq=False)
@@ -50,6 +56,8 @@ class Scheduler:
         self.prefill_budget = int(getattr(engine, "n_batch", 512))
         self._cv = threading.Condition()
         self._closed = False
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:  # only ever lowered, never raised
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
