@@ -42,3 +42,15 @@ def fast_config() -> dict:
     """Collection settings that need no model: hash embedder, simple tokenizer, small chunks."""
     return {"embedder": "hash", "tokenizer": "simple", "chunk_tokens": 48, "overlap_tokens": 8,
             "window_tokens": 24, "window_overlap": 4}
+
+
+@pytest.fixture
+def coll(docs_dir, fast_config):
+    """The test documents ingested into collection ``t`` (fast config), opened."""
+    from llmlab.rag.collection import Collection
+    from llmlab.rag.ingest import ingest
+
+    ingest([docs_dir], "t", **fast_config)
+    c = Collection.open("t")
+    yield c
+    c.close()

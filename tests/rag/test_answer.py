@@ -7,17 +7,8 @@ import llmlab
 from llmlab.ledger import Ledger
 from llmlab.config import load_settings
 from llmlab.rag.answer import NOT_FOUND, answer_question, ask, build_messages, cited_numbers
-from llmlab.rag.collection import Collection
-from llmlab.rag.ingest import ingest
 from llmlab.rag.retrieve import Retriever
 
-
-@pytest.fixture
-def coll(docs_dir, fast_config):
-    ingest([docs_dir], "t", **fast_config)
-    c = Collection.open("t")
-    yield c
-    c.close()
 
 
 def test_duplicate_chunks_are_cited_once():

@@ -8,19 +8,10 @@ from llmlab.config import load_settings
 from llmlab.guard.policy import GuardedModel, MaskingLedger
 from llmlab.ledger import Ledger
 from llmlab.rag.answer import answer_question
-from llmlab.rag.collection import Collection
-from llmlab.rag.ingest import ingest
 
 PHONE = "010-1234-5678"
 QUESTION = f"고양이는 쥐를 잡는 동물이다, 잠을 많이 잔다? 연락은 {PHONE}"
 
-
-@pytest.fixture
-def coll(docs_dir, fast_config):
-    ingest([docs_dir], "t", **fast_config)
-    c = Collection.open("t")
-    yield c
-    c.close()
 
 
 def rows(kind: str):
