@@ -17,6 +17,7 @@ Blocks in ```console use the lines that start with ``$ `` (the rest is output).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -92,6 +93,7 @@ def collect_blocks(path: Path) -> list[Block]:
     return blocks
 
 
+@functools.cache
 def _load_builder():
     path = ROOT / "tools" / "build_course.py"
     if not path.exists():
@@ -162,14 +164,12 @@ def test_every_illustrative_marker_has_a_reason_and_a_block():
 
 
 def _env(home: Path) -> dict[str, str]:
+    """The course notebooks' environment (isolated home, one thread, offline), with the project's
+    .venv first on PATH and no progress bars."""
     venv_bin = ROOT / ".venv" / "bin"
     bin_dir = venv_bin if venv_bin.is_dir() else Path(sys.executable).parent
-    env = dict(os.environ)
-    env.update(
-        LLMLAB_HOME=str(home), OMP_NUM_THREADS="1", LLMLAB_THREADS="1", OMP_WAIT_POLICY="passive",
-        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TQDM_DISABLE="1",
-        PATH=str(bin_dir) + os.pathsep + env.get("PATH", ""),
-    )
+    env = _load_builder().kernel_env(home)
+    env.update(TQDM_DISABLE="1", PATH=str(bin_dir) + os.pathsep + env["PATH"])
     env.pop("VIRTUAL_ENV", None)
     return env
 

@@ -174,7 +174,7 @@ class Scheduler:
     def _admit(self) -> None:
         """Admit waiting requests first-in, first-out while slots, KV cells and this step's
         prefill budget last, then evaluate all their prompts together in one batched prefill."""
-        admitted: list[tuple[_Request, list[int]]] = []
+        admitted: list[_Request] = []
         budget = self.prefill_budget
         while True:
             with self._cv:
@@ -186,8 +186,9 @@ class Scheduler:
                 n = req.state.n
                 if len(self._free) < n:
                     break
-                slot = max(self._free, key=lambda s: self.engine.prefix_len(s, req.state.prompt_ids))
-                cost = len(req.state.prompt_ids) - self.engine.prefix_len(slot, req.state.prompt_ids)
+                cached = {s: self.engine.prefix_len(s, req.state.prompt_ids) for s in self._free}
+                slot = max(cached, key=cached.__getitem__)  # the longest cached prefix of this prompt
+                cost = len(req.state.prompt_ids) - cached[slot]
                 if admitted and cost > budget:
                     break  # the rest waits for the next step, so running streams do not stall
                 need = req.state.cells - self.engine.cached_len(slot)
@@ -209,21 +210,21 @@ class Scheduler:
                 req.out.put(_DONE)
                 self._release(req, keep_cache=False)
                 continue
-            admitted.append((req, others))
+            admitted.append(req)
             self._active.append(req)  # counts its cells while later requests are considered
         if not admitted:
             return
-        items = [(req.slots[0], req.state.prompt_ids) for req, _ in admitted]
+        items = [(req.slots[0], req.state.prompt_ids) for req in admitted]
         try:
             firsts: list[np.ndarray | LLMLabError] = list(self.engine.prefill(items))
         except LLMLabError as e:  # one bad prompt must not fail the others: evaluate them one by one
             firsts = [e] if len(items) == 1 else [self._prefill_one(item) for item in items]
-        for (req, others), first in zip(admitted, firsts):
+        for req, first in zip(admitted, firsts):
             if isinstance(first, LLMLabError):
                 req.out.put(first)
                 self._release(req, keep_cache=False)
                 continue
-            for s in others:
+            for s in req.slots[1:]:  # num_return_sequences > 1: the others share the prompt's cells
                 self.engine.fork(req.slots[0], s)
             req.logits = [first] * req.state.n
 

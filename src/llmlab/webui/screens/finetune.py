@@ -118,15 +118,13 @@ def status_text(job: Any) -> str:
 def watch(lab: Lab, job_id: str | None) -> tuple[str, Any, str, str, bool]:
     """(log, loss frame, status, output folder, still running) for the page's timer."""
     from ...finetune.job import log_lines, loss_points
-    from ...jobs import TERMINAL
-
-    from ...errors import LLMLabError
+    from ...jobs import TERMINAL, JobNotFoundError
 
     if not job_id:
         return "", loss_frame([]), "", "", False
     try:
         job = lab.jobs.get(job_id)
-    except LLMLabError as e:  # forgotten (only the newest finished jobs are kept): stop looking
+    except JobNotFoundError as e:  # forgotten (only the newest finished jobs are kept): stop looking
         return "", loss_frame([]), f"⚠ {e}", "", False
     losses = [(p["step"], p["loss"]) for p in loss_points(job)]
     out = job.result.get("out", "") if isinstance(job.result, dict) else ""  # a folder once there is a model in it
