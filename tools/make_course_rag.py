@@ -103,7 +103,11 @@ def load_texts() -> dict[str, str]:
 def build_questions(texts: dict[str, str]) -> list[dict]:
     rows, problems = [], []
     per_type: dict[str, int] = defaultdict(int)
-    for n, (qtype, doc, question, answers) in enumerate(course_rag_questions.QUESTIONS, start=1):
+    for n, (qtype, doc, question, answers, *rest) in enumerate(course_rag_questions.QUESTIONS, start=1):
+        also_in = rest[0] if rest else []
+        for other in also_in:
+            if other not in texts or other == doc:
+                problems.append(f"#{n}: bad also_in document {other!r}")
         if qtype not in TYPES:
             problems.append(f"#{n}: unknown type {qtype!r}")
             continue
@@ -130,7 +134,7 @@ def build_questions(texts: dict[str, str]) -> list[dict]:
         per_type[qtype] += 1
         rows.append({"id": f"crq-{n:03d}", "question": question, "answers": plain, "doc": doc,
                      "answer_starts": starts, "answerable": answerable, "type": qtype, "split": split,
-                     "context_id": doc})
+                     "context_id": doc, "also_in": list(also_in)})
     if problems:
         raise SystemExit("\n".join(problems))
     return rows
@@ -160,7 +164,7 @@ def main() -> None:
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
                 [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
     write_jsonl(ROOT / "eval" / "questions.jsonl",
-                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "type", "split")}
+                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")}
                  for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
     print(f"{len(texts)} documents, {len(rows)} questions")

@@ -67,6 +67,7 @@ def test_question_fields_ids_and_splits(questions):
         if q["answerable"]:
             assert q["doc"] and q["answers"] and len(q["answers"]) == len(q["answer_starts"]), q["id"]
             assert q["context_id"] == q["doc"]
+            assert q["doc"] not in q["also_in"]
         else:
             assert q["type"] == "unanswerable" and q["doc"] is None and q["answers"] == [] == q["answer_starts"]
     assert any(q["question"] == "도서관은 무슨 요일에 쉬나요?" and q["answerable"] for q in questions)
@@ -77,6 +78,8 @@ def test_every_answer_sits_at_its_offset_in_the_loaded_text(texts, questions):
         for answer, start in zip(q["answers"], q["answer_starts"]):
             text = texts[q["doc"]].text
             assert text[start:start + len(answer)] == answer, f"{q['id']}: {answer!r} not at {start} in {q['doc']}"
+        for other in q["also_in"]:  # documents restating the answer exist too
+            assert other in texts, f"{q['id']}: no document {other!r}"
     gold_formats = {Path(q["doc"]).suffix for q in questions if q["answerable"]}
     assert gold_formats == {".md", ".txt", ".html", ".docx", ".pdf"}
 
