@@ -163,9 +163,8 @@ def main() -> None:
     # `llmlab rag eval` format: a corpus whose ids are the file names, and the answerable questions.
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
                 [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
-    write_jsonl(ROOT / "eval" / "questions.jsonl",
-                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")}
-                 for r in rows if r["answerable"]])
+    keep = ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")
+    write_jsonl(ROOT / "eval" / "questions.jsonl", [{k: r[k] for k in keep} for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
     print(f"{len(texts)} documents, {len(rows)} questions")
     for t in TYPES:
