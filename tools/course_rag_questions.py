@@ -6,7 +6,9 @@ string ``after`` (when the same words occur earlier in the document for another 
 An optional fifth item lists other documents that state the same (current) answer in
 other words, e.g. a FAQ restating a rule: retrieving them is not wrong, only not the rule.
 Unanswerable questions sound plausible for the handbook, but no document answers them.
-``make_course_rag.py`` turns this list into ``questions.jsonl`` with exact offsets.
+``make_course_rag.py`` turns this list into ``questions.jsonl`` with exact offsets. Ids are
+list positions (``crq-NNN``) and splits alternate within each type in list order, so add new
+questions at the end of the list: existing ids and splits then stay as they are.
 """
 from __future__ import annotations
 

@@ -53,6 +53,19 @@ def write_docx(spec: dict) -> None:
                 for c, cell in enumerate(row):
                     t.cell(r, c).text = cell
     d.save(str(DOCS / spec["file"]))
+    _fix_zip_times(DOCS / spec["file"])
+
+
+def _fix_zip_times(path: Path) -> None:
+    """Rewrite a .docx (a zip) with fixed member times, so rebuilding it gives the same bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6]), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
 
 
 def write_pdf(spec: dict) -> None:
