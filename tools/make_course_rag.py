@@ -99,8 +99,8 @@ def write_cp949(spec: dict) -> None:
     (DOCS / spec["file"]).write_bytes(spec["text"].encode("cp949"))
 
 
-def load_texts() -> dict[str, str]:
-    """Each document's text exactly as llmlab's loaders extract it, by file name."""
+def load_documents() -> dict:
+    """Each document exactly as llmlab's loaders extract it, by file name."""
     from llmlab.rag.loaders import load_file
     from llmlab.rag.types import Document
 
@@ -109,7 +109,7 @@ def load_texts() -> dict[str, str]:
         docs = list(load_file(f))
         if len(docs) != 1 or not isinstance(docs[0], Document):
             raise SystemExit(f"{f.name}: the loader gave {docs!r}")
-        texts[f.name] = docs[0].text
+        texts[f.name] = docs[0]
     return texts
 
 
@@ -170,12 +170,13 @@ def main() -> None:
         for spec in (S.PDF_INCIDENT, S.PDF_PRIVACY):
             write_pdf(spec)
         write_cp949(S.CP949_PARKING)
-    texts = load_texts()
+    documents = load_documents()
+    texts = {name: d.text for name, d in documents.items()}
     rows = build_questions(texts)
     write_jsonl(ROOT / "questions.jsonl", rows)
     # `llmlab rag eval` format: a corpus whose ids are the file names, and the answerable questions.
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
-                [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
+                [{"id": name, "title": d.title, "text": d.text} for name, d in documents.items()])
     keep = ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")
     write_jsonl(ROOT / "eval" / "questions.jsonl", [{k: r[k] for k in keep} for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
