@@ -211,6 +211,7 @@ def download(hub: Hub, target: Target, filename: str, meta, progress: bool, say:
     """
     import httpx2
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
@@ -242,7 +243,7 @@ def download(hub: Hub, target: Target, filename: str, meta, progress: bool, say:
             with open(part, "ab") as fh:
                 http_get(meta.location, fh, resume_size=resumed, headers=headers, expected_size=meta.size,
                          displayed_filename=filename, tqdm_class=None if progress else SilentBar)
-        except (httpx2.HTTPError, OSError) as e:
+        except (httpx2.HTTPError, HfHubHTTPError, OSError) as e:
             have = part.stat().st_size if part.exists() else 0
             raise NetworkError(
                 f"download of {filename} was interrupted ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "

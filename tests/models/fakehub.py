@@ -34,6 +34,7 @@ class FakeFile:
     drop_after: int | None = None  # close the connection after this many body bytes…
     drops: int = 0  # …for this many GET requests
     stall_after: int | None = None  # write this many bytes, then hang until the server stops
+    fail_after_drop: int = 0  # after a drop, answer this many GETs with 503 (the network stays down)
     corrupt: bool = False  # serve different bytes than the advertised hash
 
     @property
@@ -159,6 +160,9 @@ class FakeHub:
             h.wfile.write(body)
 
     def _file(self, h, repo: FakeRepo, f: FakeFile, head: bool) -> None:
+        if not head and f.fail_after_drop and f.drop_after is not None and f.drops == 0:
+            f.fail_after_drop -= 1
+            return self._error(h, 503, None, "Service unavailable", head)
         data = f.body()
         size = len(data)
         start = 0

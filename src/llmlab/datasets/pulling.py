@@ -20,7 +20,8 @@ from typing import Any, Callable
 from .. import hub as hubmod
 from ..config import Settings
 from ..errors import DatasetNotFoundError, InvalidParameterError
-from .catalog import DatasetEntry, find
+from . import catalog
+from .catalog import DatasetEntry
 from .convert import CONVERTERS
 from .store import MANIFEST, pulled_root
 
@@ -66,7 +67,7 @@ def pull(name: str, *, accept_licence: bool = False, progress: bool = True, sett
          log_line: Callable[[str], None] | None = None) -> DatasetPullResult:
     """Download, verify and convert catalog dataset ``name``; return where the lab's files are."""
     say = log_line or (lambda s: log.info(s))
-    entry = find(name)
+    entry = catalog.find(name)
     if entry.bundled:
         raise InvalidParameterError(f"{name!r} is bundled with llmlab (nothing to download); "
                                     f"its files are at: llmlab datasets path {name}")

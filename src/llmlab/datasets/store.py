@@ -15,7 +15,8 @@ from typing import Any
 
 from ..config import Settings, load_settings
 from ..errors import DatasetNotFoundError
-from .catalog import DatasetEntry, find, load_catalog
+from . import catalog
+from .catalog import DatasetEntry
 
 MANIFEST = "dataset.json"  # written last by pull: its presence means "complete"
 
@@ -74,7 +75,7 @@ def _pulled_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def describe(name: str, settings: Settings | None = None) -> DatasetInfo:
-    entry = find(name)
+    entry = catalog.find(name)
     folder = _folder(entry, settings)
     if entry.bundled:
         available = folder.is_dir() and all((folder / f).exists() for f in entry.entry.values())
@@ -95,12 +96,12 @@ def describe(name: str, settings: Settings | None = None) -> DatasetInfo:
 
 def list_datasets(settings: Settings | None = None) -> list[DatasetInfo]:
     """Every catalog entry, bundled first, with what is available now."""
-    return [describe(e.name, settings) for e in load_catalog()]
+    return [describe(e.name, settings) for e in catalog.load_catalog()]
 
 
 def path(name: str, settings: Settings | None = None) -> Path:
     """The folder of a usable dataset; a catalog set not yet pulled says how to get it."""
-    entry = find(name)
+    entry = catalog.find(name)
     info = describe(name, settings)
     if not info.available:
         if entry.bundled:
@@ -134,7 +135,7 @@ def remove(name: str, settings: Settings | None = None) -> RemoveResult:
     """Delete a pulled dataset: its converted folder and its downloads in the Hugging Face cache."""
     from ..hub import hf_cache_dir
 
-    entry = find(name)
+    entry = catalog.find(name)
     if entry.bundled:
         raise DatasetNotFoundError(f"{name!r} ships inside llmlab (bundled); there is nothing to remove")
     removed, freed = [], 0
