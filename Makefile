@@ -67,10 +67,13 @@ run: $(RUN_STAMP)
 chat: $(RUN_STAMP)
 	$(BIN)/llmlab chat
 
-## the course notebooks in JupyterLab (installs the course extra)
+## the course notebooks in JupyterLab (installs the course extra). You work on copies in
+## build/notebooks/ (ignored by git; existing copies are kept), so running a chapter leaves the
+## committed notebooks as they are.
 notebooks: $(RUN_STAMP)
-	$(BIN)/python -m pip install -c constraints.txt -e ".[course]"
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[course]"
+	@mkdir -p build/notebooks && cp -n notebooks/*.ipynb build/notebooks/
+	$(BIN)/jupyter lab build/notebooks
 
 ## every test except those marked `network` (they need the internet, which CI does not have)
 test: setup
