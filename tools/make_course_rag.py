@@ -15,6 +15,7 @@ Gothic font (Debian: ``apt-get install fonts-nanum``; ``pip install fpdf2``)::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections import Counter, defaultdict
@@ -28,6 +29,7 @@ import course_rag_sources as S  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1] / "src" / "llmlab" / "datasets" / "bundled" / "course_rag"
 DOCS = ROOT / "docs"
 FONT_DIR = Path("/usr/share/fonts/truetype/nanum")
+FIXED_DATE = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
 TYPES = ("factoid", "number", "paraphrase", "negation", "multi_sentence", "near_duplicate", "unanswerable")
 
 
@@ -37,6 +39,8 @@ def write_docx(spec: dict) -> None:
     d = docx.Document()
     d.core_properties.title = spec["title"]
     d.core_properties.author = "솔가람테크 인사팀 (가상의 회사)"
+    d.core_properties.created = d.core_properties.modified = FIXED_DATE  # same bytes on every run
+    d.core_properties.last_modified_by = "llmlab"
     for kind, content in spec["blocks"]:
         if kind in ("h1", "h2"):
             d.add_heading(content, level=int(kind[1]))
@@ -58,6 +62,7 @@ def write_pdf(spec: dict) -> None:
     pdf.set_title(spec["title"])
     pdf.set_author("주식회사 솔가람테크 (가상의 회사)")
     pdf.set_creator("llmlab tools/make_course_rag.py")
+    pdf.set_creation_date(FIXED_DATE)
     pdf.add_font("Nanum", fname=str(FONT_DIR / "NanumGothic.ttf"))
     pdf.add_font("Nanum", style="B", fname=str(FONT_DIR / "NanumGothicBold.ttf"))
     pdf.set_margins(20, 20, 20)
@@ -98,20 +103,27 @@ def load_texts() -> dict[str, str]:
 def build_questions(texts: dict[str, str]) -> list[dict]:
     rows, problems = [], []
     per_type: dict[str, int] = defaultdict(int)
-    for n, (qtype, doc, question, answers) in enumerate(course_rag_questions.QUESTIONS, start=1):
+    for n, (qtype, doc, question, answers, *rest) in enumerate(course_rag_questions.QUESTIONS, start=1):
+        also_in = rest[0] if rest else []
+        for other in also_in:
+            if other not in texts or other == doc:
+                problems.append(f"#{n}: bad also_in document {other!r}")
         if qtype not in TYPES:
             problems.append(f"#{n}: unknown type {qtype!r}")
             continue
         answerable = qtype != "unanswerable"
-        starts = []
+        starts, plain = [], []
         if answerable:
             if doc not in texts:
                 problems.append(f"#{n}: no document {doc!r}")
                 continue
             for a in answers:
-                i = texts[doc].find(a)
+                a, after = a if isinstance(a, tuple) else (a, "")
+                j = texts[doc].find(after)
+                i = texts[doc].find(a, j + len(after)) if j >= 0 else -1
                 if i < 0:
-                    problems.append(f"#{n} {question!r}: {a!r} not in {doc}")
+                    problems.append(f"#{n} {question!r}: {a!r} not in {doc}" + (f" after {after!r}" if after else ""))
+                plain.append(a)
                 starts.append(i)
             if not answers:
                 problems.append(f"#{n}: answerable but no answers")
@@ -120,9 +132,9 @@ def build_questions(texts: dict[str, str]) -> list[dict]:
         # stratified: alternate calib/test within each type
         split = "calib" if per_type[qtype] % 2 == 0 else "test"
         per_type[qtype] += 1
-        rows.append({"id": f"crq-{n:03d}", "question": question, "answers": list(answers), "doc": doc,
+        rows.append({"id": f"crq-{n:03d}", "question": question, "answers": plain, "doc": doc,
                      "answer_starts": starts, "answerable": answerable, "type": qtype, "split": split,
-                     "context_id": doc})
+                     "context_id": doc, "also_in": list(also_in)})
     if problems:
         raise SystemExit("\n".join(problems))
     return rows
@@ -152,7 +164,7 @@ def main() -> None:
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
                 [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
     write_jsonl(ROOT / "eval" / "questions.jsonl",
-                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "type", "split")}
+                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")}
                  for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
     print(f"{len(texts)} documents, {len(rows)} questions")
