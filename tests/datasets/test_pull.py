@@ -189,3 +189,34 @@ def test_rm_removes_the_converted_set_and_its_downloads(hub, monkeypatch, tmp_pa
     assert not (tmp_path / "hf-cache" / "datasets--org--news").exists()
     with pytest.raises(DatasetNotFoundError, match="nothing to remove"):
         remove("news")
+
+
+def test_instruction_rows_become_an_sft_file_that_finetune_lint_accepts(hub, monkeypatch):
+    from llmlab.finetune import lint as lint_mod
+    from llmlab.finetune.formatting import Formatter
+
+    from ..finetune.conftest import CharTokenizer
+
+    rows = [{"instruction": f"{i}에 1을 더하면?", "input": "", "output": f"{i + 1}입니다."} for i in range(6)]
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    hub.add("org/sft", {"train.jsonl": data}, commit=COMMIT, repo_type="dataset")
+    use_catalog(monkeypatch, [entry("sft", "org/sft", [{"file": "train.jsonl", "role": "rows"}], "sft", "sft")])
+    r = pull("sft", progress=False)
+    report = lint_mod.lint(r.files["train"], formatter=Formatter(CharTokenizer())).to_dict()
+    assert report["ok"] and report["n"] == len(rows) and report["format"] == "alpaca"
+
+
+def test_parquet_squad_rows_as_the_korquad_entry_ships_them(hub, monkeypatch, tmp_path):
+    pa = pytest.importorskip("pyarrow")  # the hf extra; `make setup` installs it
+    import pyarrow.parquet as pq
+
+    rows = [{"id": "k1", "title": "한강", "context": "한강은 서울을 가로지른다.", "question": "서울을 가로지르는 강은?",
+             "answers": {"text": ["한강"], "answer_start": [0]}}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "dev.parquet")
+    data = (tmp_path / "dev.parquet").read_bytes()
+    hub.add("org/kq", {"dev.parquet": data}, commit=COMMIT, repo_type="dataset")
+    use_catalog(monkeypatch, [entry("kq", "org/kq", [{"file": "dev.parquet", "role": "rows", "sha256": sha256(data)}],
+                                    "squad", "rag", licence="CC-BY-ND-4.0")])
+    r = pull("kq", accept_licence=True, progress=False)
+    [q] = load_questions(r.files["questions"])
+    assert q.answers == ["한강"] and q.question == rows[0]["question"]
