@@ -7,7 +7,7 @@ Original text written for llmlab about a fictional company (주식회사 솔가�
 from __future__ import annotations
 
 DOCX_FAMILY = {
-    "file": "34_육아_가족돌봄_지원안내.docx",
+    "file": "34_parental_support.docx",
     "title": "육아·가족돌봄 지원 안내",
     "blocks": [
         ("h1", "육아·가족돌봄 지원 안내"),
@@ -43,7 +43,7 @@ DOCX_FAMILY = {
 }
 
 DOCX_RESIGN = {
-    "file": "35_퇴직_절차_안내.docx",
+    "file": "35_resignation_guide.docx",
     "title": "퇴직 절차 안내",
     "blocks": [
         ("h1", "퇴직 절차 안내"),
@@ -69,7 +69,7 @@ DOCX_RESIGN = {
 }
 
 PDF_INCIDENT = {
-    "file": "36_보안사고_대응절차.pdf",
+    "file": "36_security_incident_response.pdf",
     "title": "보안사고 대응 절차",
     "blocks": [
         ("h1", "보안사고 대응 절차"),
@@ -98,7 +98,7 @@ PDF_INCIDENT = {
 }
 
 PDF_PRIVACY = {
-    "file": "37_개인정보_처리방침.pdf",
+    "file": "37_privacy_policy.pdf",
     "title": "가람노트 개인정보 처리방침",
     "blocks": [
         ("h1", "가람노트 개인정보 처리방침"),
@@ -124,7 +124,7 @@ PDF_PRIVACY = {
 }
 
 CP949_PARKING = {
-    "file": "38_주차장_이용안내.txt",
+    "file": "38_parking.txt",
     "text": """본사 주차장 이용 안내
 
 총무팀 / 2024년 7월 1일 시행

@@ -53,6 +53,19 @@ def write_docx(spec: dict) -> None:
                 for c, cell in enumerate(row):
                     t.cell(r, c).text = cell
     d.save(str(DOCS / spec["file"]))
+    _fix_zip_times(DOCS / spec["file"])
+
+
+def _fix_zip_times(path: Path) -> None:
+    """Rewrite a .docx (a zip) with fixed member times, so rebuilding it gives the same bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6]), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
 
 
 def write_pdf(spec: dict) -> None:
@@ -86,8 +99,8 @@ def write_cp949(spec: dict) -> None:
     (DOCS / spec["file"]).write_bytes(spec["text"].encode("cp949"))
 
 
-def load_texts() -> dict[str, str]:
-    """Each document's text exactly as llmlab's loaders extract it, by file name."""
+def load_documents() -> dict:
+    """Each document exactly as llmlab's loaders extract it, by file name."""
     from llmlab.rag.loaders import load_file
     from llmlab.rag.types import Document
 
@@ -96,7 +109,7 @@ def load_texts() -> dict[str, str]:
         docs = list(load_file(f))
         if len(docs) != 1 or not isinstance(docs[0], Document):
             raise SystemExit(f"{f.name}: the loader gave {docs!r}")
-        texts[f.name] = docs[0].text
+        texts[f.name] = docs[0]
     return texts
 
 
@@ -157,15 +170,15 @@ def main() -> None:
         for spec in (S.PDF_INCIDENT, S.PDF_PRIVACY):
             write_pdf(spec)
         write_cp949(S.CP949_PARKING)
-    texts = load_texts()
+    documents = load_documents()
+    texts = {name: d.text for name, d in documents.items()}
     rows = build_questions(texts)
     write_jsonl(ROOT / "questions.jsonl", rows)
     # `llmlab rag eval` format: a corpus whose ids are the file names, and the answerable questions.
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
-                [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
-    write_jsonl(ROOT / "eval" / "questions.jsonl",
-                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")}
-                 for r in rows if r["answerable"]])
+                [{"id": name, "title": d.title, "text": d.text} for name, d in documents.items()])
+    keep = ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")
+    write_jsonl(ROOT / "eval" / "questions.jsonl", [{k: r[k] for k in keep} for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
     print(f"{len(texts)} documents, {len(rows)} questions")
     for t in TYPES:
