@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from llmlab.cli.main import cli
 from llmlab.datasets.catalog import load_catalog
 
+from ..datasets.test_pull import COMMIT, entry, hub, news_csv, sha256, use_catalog  # noqa: F401 (hub: a fixture)
+
 
 def run(*args: str):
     return CliRunner().invoke(cli, ["datasets", *args])
@@ -48,3 +50,20 @@ def test_unknown_names_and_unpulled_sets_fail_clearly(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "llmlab datasets pull naver-news-summ" in r.stderr
     r = run("rm", "naver-news-summ")
     assert r.exit_code == 1 and "nothing to remove" in r.stderr
+
+
+def test_pull_path_rm_through_the_cli_against_the_local_hub(hub, monkeypatch):
+    data = news_csv(3)
+    hub.add("org/news", {"test.csv": data}, commit=COMMIT, repo_type="dataset")
+    use_catalog(monkeypatch, [entry("news", "org/news", [{"file": "test.csv", "role": "rows", "sha256": sha256(data)}],
+                                    "summarize", "summarize")])
+    r = run("pull", "news", "--no-progress", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "licence: CC-BY-4.0" in r.stderr and out["commit"] == COMMIT  # licence shown before the download
+    p = run("path", "news", "--file", "dev")
+    assert p.exit_code == 0 and p.stdout.strip() == out["files"]["dev"]
+    rows = [json.loads(line) for line in open(out["files"]["dev"], encoding="utf-8")]
+    assert [x["summary"] for x in rows] == [f"요약 {i}" for i in range(3)]  # what news_csv wrote
+    assert run("rm", "news").exit_code == 0
+    assert run("path", "news").exit_code == 1
