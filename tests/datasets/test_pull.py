@@ -82,9 +82,13 @@ def test_pull_converts_a_summarization_csv_that_eval_reads(hub, monkeypatch):
     assert str(path("news")) == r.path
     info = describe("news")
     assert info.available and info.size and json.loads((path("news") / "dataset.json").read_text())["commit"] == COMMIT
-    # a second pull downloads nothing
+    # a second pull downloads nothing, and works offline
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    asked = len(hub.requests)
     again = pull("news", progress=False)
-    assert again.downloaded_bytes == 0 and len(hub.gets("test.csv")) == 1
+    assert again.downloaded_bytes == 0 and again.files == r.files and len(hub.requests) == asked
 
 
 def test_squad_rows_become_a_rag_corpus_and_questions(hub, monkeypatch):
@@ -176,6 +180,19 @@ def test_unknown_names_list_the_known_ones(hub, monkeypatch):
     use_catalog(monkeypatch, [entry("news", "org/news", [{"file": "test.csv", "role": "rows"}], "summarize", "summarize")])
     with pytest.raises(DatasetNotFoundError, match="known datasets: news"):
         pull("nope")
+
+
+def test_offline_without_an_earlier_pull_says_so(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    from llmlab.hub import OfflineError
+
+    hub.add("org/news", {"test.csv": news_csv(2)}, commit=COMMIT, repo_type="dataset")
+    use_catalog(monkeypatch, [entry("news", "org/news", [{"file": "test.csv", "role": "rows"}], "summarize", "summarize")])
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE"):
+        pull("news", progress=False)
+    assert hub.requests == []
 
 
 def test_rm_removes_the_converted_set_and_its_downloads(hub, monkeypatch, tmp_path):

@@ -4,7 +4,8 @@ The download is :mod:`llmlab.hub` (resume across interruptions, the Hub's checks
 catalog's sha256 where recorded), into the Hugging Face cache as a ``dataset`` repo. The
 converted files are written to a temporary folder and renamed into
 ``$LLMLAB_HOME/datasets/<name>/`` with ``dataset.json`` last, so a killed pull leaves either
-nothing usable or a complete set — and the next call resumes the download.
+nothing usable or a complete set — and the next call resumes the download. A set already
+pulled at the catalog's revision is returned as it is, without asking the Hub (so offline too).
 """
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ def pull(name: str, *, accept_licence: bool = False, progress: bool = True, sett
             f"{name} is {'gated' if entry.gated else 'under ' + entry.licence}: read {entry.licence_url} and, "
             f"if your use complies, run again with --accept-licence")
     t0 = time.perf_counter()
+    done = _already_pulled(entry, settings)
+    if done is not None:
+        say(f"already pulled: {done.path}")
+        return done
     hub = hubmod.connect()
     target = hubmod.Target(name, str(entry.repo), "dataset", str(entry.revision), not_found=DatasetNotFoundError)
     if hub.offline:
@@ -100,6 +105,20 @@ def pull(name: str, *, accept_licence: bool = False, progress: bool = True, sett
     return DatasetPullResult(name=name, repo=str(entry.repo), commit=commit, path=str(folder),
                              files={k: str(folder / v) for k, v in out["files"].items()}, downloaded_bytes=got,
                              elapsed_s=round(elapsed, 3), licence=entry.licence, downloads=manifest["downloads"])
+
+
+def _already_pulled(entry: DatasetEntry, settings: Settings | None) -> DatasetPullResult | None:
+    """The complete set from an earlier pull of the same pinned revision (works offline), if any."""
+    folder = pulled_root(settings) / entry.name
+    try:
+        m = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if m.get("revision") != entry.revision or not all((folder / f).exists() for f in m.get("files", {}).values()):
+        return None
+    return DatasetPullResult(name=entry.name, repo=str(entry.repo), commit=m.get("commit"), path=str(folder),
+                             files={k: str(folder / v) for k, v in m["files"].items()}, downloaded_bytes=0,
+                             elapsed_s=0.0, licence=entry.licence, downloads=m.get("downloads", []))
 
 
 def _convert(entry: DatasetEntry, local: dict[str, Path], settings: Settings | None,
