@@ -287,7 +287,7 @@ class OpenAICompatBackend:
 
     def __init__(self, spec: ModelSpec, *, base_url: str, api_key: str | None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 60.0, max_retries: int = 3, max_retry_wait: float = 60.0,
-                 extra_params: bool = False, profile: str | None = None):
+                 extra_params: bool = False, profile: str | None = None, transport: Any = None):
         if max_retries < 0 or timeout <= 0 or max_retry_wait < 0:
             raise InvalidParameterError("timeout must be > 0, max_retries and max_retry_wait ≥ 0")
         self.spec = spec
@@ -306,6 +306,7 @@ class OpenAICompatBackend:
                               extra={"base_url": self.base_url, "remote_model": self.remote_model,
                                      "profile": self.profile.name})
         self._client: httpx.Client | None = None  # made on first use: building its TLS context takes time
+        self._transport = transport  # an httpx transport for tests (httpx.MockTransport); None: the network
         self._client_lock = threading.Lock()
         self._enc: Any = _UNSET
 
@@ -435,7 +436,8 @@ class OpenAICompatBackend:
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)))
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                                            transport=self._transport)
             return self._client
 
     def _headers(self, stream: bool) -> dict[str, str]:
