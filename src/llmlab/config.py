@@ -25,6 +25,7 @@ class ApiModel(BaseModel):
     model: str | None = None  # the remote model id; defaults to name
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"  # the key itself is never stored in config
+    profile: str = "openai"  # what the server takes beyond the OpenAI API (models/remote_profiles.py)
     context_length: int = 8192
     input_per_1m: float | None = None  # USD per 1M prompt tokens (overrides the price table)
     output_per_1m: float | None = None
@@ -66,6 +67,7 @@ class Settings(HomeTomlSettings):
     # OpenAI-compatible API defaults used by `--backend openai` / `openai:MODEL` names
     api_base: str = Field(default="https://api.openai.com/v1")
     api_key: SecretStr | None = None
+    api_profile: str = "openai"  # the server kind behind api_base: openai, vllm, llamacpp, ollama
     api_models: list[ApiModel] = Field(default_factory=list)
 
     @field_validator("home", mode="before")

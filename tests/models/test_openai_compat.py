@@ -320,6 +320,44 @@ def test_extra_params_sends_top_k_and_repetition_penalty(make, stub):
         chat(be, no_repeat_ngram_size=2)
 
 
+@pytest.mark.parametrize("profile, field", [("vllm", "repetition_penalty"), ("llamacpp", "repeat_penalty")])
+def test_a_profile_passes_its_parameters_under_the_servers_names(make, stub, profile, field):
+    be = make(profile=profile)
+    assert be.info.extra["profile"] == profile
+    chat(be, top_k=20, repetition_penalty=1.1)
+    assert stub.last["top_k"] == 20 and stub.last[field] == 1.1
+    assert ("repetition_penalty" in stub.last) == (field == "repetition_penalty")
+
+
+@pytest.mark.parametrize("profile", ["openai", "ollama"])
+def test_a_profile_without_top_k_refuses_it_and_names_the_profiles_that_take_it(make, stub, profile):
+    with pytest.raises(UnsupportedParameterError, match=rf"'{profile}' API profile.*llamacpp, vllm"):
+        chat(make(profile=profile), top_k=20)
+    assert stub.requests == []
+
+
+def test_the_profile_comes_from_settings_or_the_configured_api_model(stub):
+    from llmlab.config import ApiModel
+    from llmlab.models.spec import resolve
+
+    settings = Settings(api_base=stub.url, api_profile="llamacpp",
+                        api_models=[ApiModel(name="remote-vllm", base_url=stub.url, profile="vllm")])
+    by_env = OpenAICompatBackend.load(resolve("openai:any", settings), settings, api_key="")
+    by_model = OpenAICompatBackend.load(resolve("remote-vllm", settings), settings, api_key="")
+    try:
+        assert by_env.profile.name == "llamacpp" and by_model.profile.name == "vllm"
+    finally:
+        by_env.close()
+        by_model.close()
+
+
+def test_an_unknown_profile_lists_the_valid_ones(make):
+    from llmlab.errors import LLMLabError
+
+    with pytest.raises(LLMLabError, match="llamacpp, ollama, openai, vllm"):
+        make(profile="tgi-ish")
+
+
 def test_truncate_left_is_refused(make):
     with pytest.raises(UnsupportedParameterError, match="truncate"):
         chat(make(), truncate="left")

@@ -76,10 +76,15 @@ def train(train_file: str, base: str, out: str, method: str, eval_file: str | No
                          grad_accum=grad_accum, max_seq_len=max_seq_len, lora_r=lora_r, lora_alpha=lora_alpha,
                          target_modules=target_modules, packing=packing, seed=seed, save_steps=save_steps,
                          resume=resume, device=device, threads=threads)
+    from ..finetune.distributed import Launch
+
     result = run(config, settings=common.get_settings(), echo=lambda m: click.echo(m, err=True))
+    if not Launch.from_env().is_main:
+        return  # under a multi-process launch the main process reports the run
     if as_json:
         emit_json(result.to_dict())
         return
+
     def num(x) -> str:
         return "?" if x is None else f"{x:.4f}"
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from ..errors import InputFileError, InvalidParameterError, LLMLabError, MissingDependencyError
 from ..registry import Registry
 from .config import TrainConfig
+from .distributed import LONE_CPU_HINT, Launch
 from .formatting import Encoded, Formatter, choose_pad_token, load_tokenizer
 from .progress import LossHistory, progress_callback
 from .runcard import RunCard, file_sha256
@@ -54,12 +55,13 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval_loss_start: float | None = None  # the base model's eval loss (step 0)
     stopped: bool = False  # ended early by ``should_stop`` (the adapter and a checkpoint are saved)
+    launch: dict[str, int] = field(default_factory=dict)  # processes and effective batch (see distributed.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": self.out, "method": self.method, "steps": self.steps, "train_loss_first": self.train_loss_first,
                 "train_loss_last": self.train_loss_last, "eval_loss": self.eval_loss, "seconds": round(self.seconds, 2),
                 "tokens_per_s": self.tokens_per_s, "eval_loss_start": self.eval_loss_start, "base": self.base,
-                "run_id": self.run_id, "resumed_from": self.resumed_from, "stopped": self.stopped}
+                "run_id": self.run_id, "resumed_from": self.resumed_from, "stopped": self.stopped, **self.launch}
 
 
 # -- methods: how the loaded base model is prepared -------------------------------------------
@@ -200,6 +202,8 @@ def sft_config(config: TrainConfig, has_eval: bool, gradient_checkpointing: bool
         max_length=config.max_seq_len, packing=config.packing, packing_strategy="bfd", padding_free=config.packing,
         bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=gc, use_cpu=not cuda,
         dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        # under a multi-process launch every trainable weight is used in each forward pass: skip DDP's scan
+        ddp_find_unused_parameters=False,
     )
     kwargs.update(config.extra)
     return SFTConfig(**kwargs)
@@ -242,12 +246,17 @@ def quiet_libraries():
 
 
 # -- the run ----------------------------------------------------------------------------------
-def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> bool | None:
+def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None],
+                launch: Launch | None = None) -> bool | None:
     """Show ``llmlab models fit --train``'s estimate; returns the gradient-checkpointing choice.
 
     On a CPU checkpointing is off (it costs about a third more compute) unless the estimate
-    without it does not fit in RAM; an explicit ``gradient_checkpointing`` is kept.
+    without it does not fit in RAM; an explicit ``gradient_checkpointing`` is kept. Under a
+    multi-process CPU launch every process on this machine holds its own copy of the model,
+    so the estimate is multiplied by their number before it is compared with the RAM.
     """
+    launch = launch or Launch()
+    procs = launch.local_world_size if not on_cuda(config) else 1
     from ..models.fit import estimate_fit
 
     gc = config.gradient_checkpointing
@@ -260,14 +269,26 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> b
 
     try:
         fit = estimate(gc)
-        if config.gradient_checkpointing is None and gc is False and fit.fits_ram is False:
+        if config.gradient_checkpointing is None and gc is False and not _fits(fit, procs):
             gc, fit = True, estimate(True)
             echo("gradient checkpointing on: without it this run would not fit in RAM")
     except LLMLabError as e:  # an estimate must never stop a run
         echo(f"memory estimate unavailable: {e}")
         return gc
     echo(f"memory (llmlab models fit {config.base} --train {config.method}): {fit.verdict}")
+    if procs > 1:
+        total = fit.total_bytes * procs
+        state = "fits in" if _fits(fit, procs) else "does NOT fit in"
+        echo(f"memory: {procs} processes on this machine need about {total / 2**30:.3f} GiB together; "
+             f"that {state} the {fit.machine.ram_available / 2**30:.3f} GiB of RAM available")
     return gc
+
+
+def _fits(fit, processes: int) -> bool:
+    """Whether ``processes`` copies of the estimated run fit in the available RAM."""
+    if processes == 1:
+        return fit.fits_ram is not False
+    return fit.total_bytes * processes <= fit.machine.ram_available
 
 
 def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: bool = True,
@@ -286,6 +307,15 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
 
     settings = settings or load_settings()
     echo = echo or log.info
+    launch = Launch.from_env()
+    if not launch.is_main:  # every process trains; only the main one talks, writes files and records the run
+        echo, progress, on_log = (lambda message: None), False, None
+    if launch.single_process_cpu_launch:
+        echo(f"warning: {LONE_CPU_HINT}")
+    elif launch.distributed:
+        echo(f"distributed: {launch.world_size} processes ({launch.local_world_size} on this machine), "
+             f"effective batch {launch.effective_batch(config.batch_size, config.grad_accum)} "
+             f"= {config.batch_size} per process × {config.grad_accum} accumulation × {launch.world_size}")
     require_training_stack()
     check_method(config)
     resume_from = None
@@ -302,7 +332,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     eval_encoded = report.eval_encoded
     if config.eval_split:
         encoded, eval_encoded = split_eval(encoded, config.eval_split, config.seed)
-    gradient_checkpointing = plan_memory(config, settings, echo)
+    gradient_checkpointing = plan_memory(config, settings, echo, launch)
 
     import torch
 
@@ -324,8 +354,9 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
                 eval_loss = trainer.evaluate().get("eval_loss")
         seconds = time.perf_counter() - t0
         out = Path(config.out)
-        trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
+        trainer.save_model(str(out))  # the trainer writes from the main process only
+        if launch.is_main:
+            tokenizer.save_pretrained(str(out))
     history = LossHistory.from_log(trainer.state.log_history)
     result = TrainResult(
         out=str(out), method=config.method, base=config.base, steps=int(trainer.state.global_step),
@@ -334,8 +365,10 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         eval_loss=eval_loss, seconds=seconds, tokens_per_s=watcher.history.tokens_per_s,
         resumed_from=None if resume_from is None else str(resume_from), losses=history.train,
         eval_loss_start=history.eval[0][1] if history.eval and history.eval[0][0] == 0 else None,
-        stopped=watcher.stopped,
+        stopped=watcher.stopped, launch=launch.to_dict(config.batch_size, config.grad_accum),
     )
+    if not launch.is_main:
+        return result
     card = RunCard(base=config.base, method=config.method, params=config.to_dict(),
                    chat_template=formatter.template_name,
                    data={"train": _where(config.train), "sha256": file_sha256(config.train),
@@ -343,7 +376,8 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
                          "eval": _where(config.eval) if config.eval else None,
                          "eval_split": config.eval_split, "eval_examples": len(eval_encoded or []),
                          "warnings": report.stats},
-                   metrics={**result.to_dict(), "losses": history.train, "eval_losses": history.eval})
+                   metrics={**result.to_dict(), "losses": history.train, "eval_losses": history.eval},
+                   extra={"launch": result.launch})
     if ledger and settings.ledger:
         result.run_id = record_run(settings, config, result, card)
         card.ledger_run_id = result.run_id

@@ -24,6 +24,7 @@ import httpx
 from ..config import Settings
 from ..errors import BackendError, ContextOverflowError, InvalidParameterError, LLMLabError, UnsupportedParameterError
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo, Sequence_, TokenLogprob, Usage
+from .remote_profiles import RemoteProfile, get_profile
 from .spec import ModelSpec
 from .streaming import TextAssembler
 
@@ -39,7 +40,7 @@ MAX_SERVER_STOPS = 4
 #: never touched top_k did not ask for it; 0 switches the filter off.
 TOP_K_UNSET = (0, 50)
 DEFAULT_CONTEXT_LENGTH = 8192
-OPTIONS = ("api_key", "base_url", "extra_params", "max_retries", "max_retry_wait", "timeout")
+OPTIONS = ("api_key", "base_url", "extra_params", "max_retries", "max_retry_wait", "profile", "timeout")
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
@@ -127,8 +128,11 @@ def estimate_tokens(text: str) -> int:
     return non_ascii + math.ceil((len(text) - non_ascii) / 4)
 
 
-def request_body(params: GenerationParams, *, chat: bool, extra_params: bool, max_tokens: int) -> dict[str, Any]:
-    """The generation part of an API request body for ``params`` (refuses what the API lacks)."""
+def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile, max_tokens: int) -> dict[str, Any]:
+    """The generation part of an API request body for ``params`` (refuses what the server lacks).
+
+    Parameters outside the OpenAI API go in under the field names of the server's ``profile``.
+    """
     if params.no_repeat_ngram_size:
         raise UnsupportedParameterError(
             f"no_repeat_ngram_size={params.no_repeat_ngram_size} is not available on OpenAI-compatible APIs; "
@@ -136,11 +140,13 @@ def request_body(params: GenerationParams, *, chat: bool, extra_params: bool, ma
         )
     for name, value, off in (("top_k", params.top_k, params.top_k in TOP_K_UNSET),
                              ("repetition_penalty", params.repetition_penalty, params.repetition_penalty == 1.0)):
-        if not off and not extra_params:
+        if not off and not profile.accepts(name):
             unset = "0 or 50 (both mean 'not set' for an API)" if name == "top_k" else "1.0"
+            takers = ", ".join(p for p in _profiles_accepting(name)) or "none"
             raise UnsupportedParameterError(
-                f"{name}={value} is not part of the OpenAI API. Leave it at {unset}, or load the model with "
-                f"extra_params=True if the server accepts it (vLLM does)"
+                f"{name}={value} is not accepted by the {profile.name!r} API profile ({profile.description}). "
+                f"Leave it at {unset}, or choose the profile of your server (LLMLAB_API_PROFILE or the profile "
+                f"option; profiles that take {name}: {takers})"
             )
     if params.truncate != "error":
         raise UnsupportedParameterError(
@@ -161,14 +167,19 @@ def request_body(params: GenerationParams, *, chat: bool, extra_params: bool, ma
             body["logprobs"], body["top_logprobs"] = True, params.logprobs
         else:
             body["logprobs"] = params.logprobs
-    if extra_params:
-        if params.top_k not in TOP_K_UNSET:
-            body["top_k"] = params.top_k
-        if params.repetition_penalty != 1.0:
-            body["repetition_penalty"] = params.repetition_penalty
+    if params.top_k not in TOP_K_UNSET:
+        body[profile.fields["top_k"]] = params.top_k
+    if params.repetition_penalty != 1.0:
+        body[profile.fields["repetition_penalty"]] = params.repetition_penalty
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _profiles_accepting(param: str) -> list[str]:
+    from .remote_profiles import PROFILES
+
+    return [name for name in PROFILES.names() if PROFILES.get(name).accepts(param)]
 
 
 def _parse_logprobs(raw: Any, chat: bool) -> list[TokenLogprob]:
@@ -267,15 +278,16 @@ class OpenAICompatBackend:
     Options: ``base_url`` and ``api_key`` (else the spec's, else settings), ``timeout``
     (seconds without data, default 60), ``max_retries`` (for 429/5xx, default 3),
     ``max_retry_wait`` (longest wait in seconds, default 60: a server asking for longer is
-    not retried) and ``extra_params=True`` for servers (vLLM) that accept ``top_k`` and
-    ``repetition_penalty`` in the body.
+    not retried) and ``profile`` (:mod:`.remote_profiles`: which parameters beyond the OpenAI
+    API the server takes — ``vllm``, ``llamacpp``, …; default ``openai``). ``extra_params=True``
+    is the older spelling of ``profile="vllm"``.
     """
 
     name = "openai"
 
     def __init__(self, spec: ModelSpec, *, base_url: str, api_key: str | None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 60.0, max_retries: int = 3, max_retry_wait: float = 60.0,
-                 extra_params: bool = False):
+                 extra_params: bool = False, profile: str | None = None, transport: Any = None):
         if max_retries < 0 or timeout <= 0 or max_retry_wait < 0:
             raise InvalidParameterError("timeout must be > 0, max_retries and max_retry_wait ≥ 0")
         self.spec = spec
@@ -286,11 +298,15 @@ class OpenAICompatBackend:
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.max_retry_wait = float(max_retry_wait)
-        self.extra_params = bool(extra_params)
+        if extra_params and profile not in (None, "vllm"):
+            raise InvalidParameterError(f"extra_params=True means profile='vllm'; it contradicts profile={profile!r}")
+        self.profile = get_profile("vllm" if extra_params else profile)
         self.info = ModelInfo(name=spec.name, backend="openai",
                               context_length=spec.context_length or DEFAULT_CONTEXT_LENGTH, chat_template=None,
-                              extra={"base_url": self.base_url, "remote_model": self.remote_model})
+                              extra={"base_url": self.base_url, "remote_model": self.remote_model,
+                                     "profile": self.profile.name})
         self._client: httpx.Client | None = None  # made on first use: building its TLS context takes time
+        self._transport = transport  # an httpx transport for tests (httpx.MockTransport); None: the network
         self._client_lock = threading.Lock()
         self._enc: Any = _UNSET
 
@@ -302,6 +318,8 @@ class OpenAICompatBackend:
             raise InvalidParameterError(f"unknown option(s) for the openai backend: {', '.join(unknown)}; "
                                         f"valid: {', '.join(OPTIONS)}")
         base_url = options.pop("base_url", None) or spec.base_url or settings.api_base
+        if "profile" not in options and not options.get("extra_params"):
+            options["profile"] = spec.extra.get("profile") or settings.api_profile
         key = options.pop("api_key", None)  # "" means: send no key (a local server)
         if key is None:
             key = os.environ.get(spec.api_key_env) or settings.resolved_api_key(spec.api_key_env)
@@ -343,7 +361,7 @@ class OpenAICompatBackend:
             # as on local backends, draw and report a seed so a run can be repeated (where the server honours it)
             params = replace(params, seed=random.randrange(2**31))
         max_tokens = params.new_token_budget(prompt_tokens or 0)
-        return params, request_body(params, chat=chat, extra_params=self.extra_params, max_tokens=max_tokens)
+        return params, request_body(params, chat=chat, profile=self.profile, max_tokens=max_tokens)
 
     def _run(self, path: str, body: dict[str, Any], params: GenerationParams,
              prompt_estimate: int) -> Iterator[Delta | Completion]:
@@ -418,7 +436,8 @@ class OpenAICompatBackend:
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)))
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                                            transport=self._transport)
             return self._client
 
     def _headers(self, stream: bool) -> dict[str, str]:

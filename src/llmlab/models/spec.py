@@ -119,10 +119,12 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
         if api.name == name:
             price = (api.input_per_1m, api.output_per_1m) if api.input_per_1m is not None else None
             return ModelSpec(name=name, backend="openai", remote_model=api.model or api.name, base_url=api.base_url,
-                             api_key_env=api.api_key_env, context_length=api.context_length, price=price)
+                             api_key_env=api.api_key_env, context_length=api.context_length, price=price,
+                             extra={"profile": api.profile})
     if name.startswith("openai:") or backend == "openai":
         remote = name.split(":", 1)[1] if name.startswith("openai:") else name
-        return ModelSpec(name=name, backend="openai", remote_model=remote, base_url=settings.api_base)
+        return ModelSpec(name=name, backend="openai", remote_model=remote, base_url=settings.api_base,
+                         extra={"profile": settings.api_profile})
 
     # 2. bundled models
     if name in BUNDLED:

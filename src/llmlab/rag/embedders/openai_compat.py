@@ -1,8 +1,10 @@
 """Embeddings from an OpenAI-compatible ``/embeddings`` endpoint (``openai:MODEL``).
 
 Base URL and key come from llmlab's settings (``LLMLAB_API_BASE``, ``LLMLAB_API_KEY`` or
-``OPENAI_API_KEY``) unless given. Token counts are estimated (the remote tokenizer is
-not available offline): about one token per Korean syllable or three Latin letters.
+``OPENAI_API_KEY``) unless given. The HTTP side is the ``openai`` model backend's: batches,
+bounded retries on 429/5xx (honouring Retry-After), timeouts and error messages that never
+show the key. Token counts are estimated (the remote tokenizer is not available offline):
+about one token per Korean syllable or three Latin letters.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...errors import BackendError, InvalidParameterError
+from ...errors import InvalidParameterError
 from . import normalize
 
 _HANGUL_OR_CJK = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u4e00-\u9fff]")
@@ -20,41 +22,33 @@ _HANGUL_OR_CJK = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u4e00-\u9
 class OpenAIEmbedder:
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  dim: int | None = None, max_tokens: int = 8191, batch_size: int = 64, timeout: float = 60.0,
-                 transport: Any = None):
+                 max_retries: int = 3, transport: Any = None):
         if not model:
             raise InvalidParameterError("name the embedding model: --embedder openai:MODEL")
-        import httpx
-
         from ...config import load_settings
+        from ...models.openai_compat import OpenAICompatBackend
+        from ...models.spec import ModelSpec
 
         settings = load_settings()
         self.model = model
         self.name = f"openai:{model}"
         self.base_url = (base_url or settings.api_base).rstrip("/")
-        key = api_key or settings.resolved_api_key()
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        key = api_key if api_key is not None else settings.resolved_api_key()
+        spec = ModelSpec(name=self.name, backend="openai", remote_model=model, base_url=self.base_url)
+        self._api = OpenAICompatBackend(spec, base_url=self.base_url, api_key=key, timeout=timeout,
+                                        max_retries=max_retries, transport=transport)
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.dim = dim or int(self._post(["dimension probe"]).shape[1])
 
     def _post(self, texts: list[str]) -> np.ndarray:
-        import httpx
-
-        try:
-            r = self._client.post("/embeddings", json={"model": self.model, "input": texts})
-        except httpx.HTTPError as e:
-            raise BackendError(f"embedding request to {self.base_url} failed: {e}") from None
-        if r.status_code != 200:
-            raise BackendError(f"embedding API at {self.base_url} answered {r.status_code}: {r.text[:300]}")
-        data = sorted(r.json()["data"], key=lambda d: d["index"])
-        return normalize(np.array([d["embedding"] for d in data], dtype=np.float32))
+        return normalize(np.asarray(self._api.embed(texts, batch_size=self.batch_size), dtype=np.float32))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.concatenate([self._post(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)])
+        return self._post(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._post([text])[0]
@@ -62,3 +56,6 @@ class OpenAIEmbedder:
     def count_tokens(self, text: str) -> int:
         cjk = len(_HANGUL_OR_CJK.findall(text))
         return cjk + (len(text) - cjk + 2) // 3
+
+    def close(self) -> None:
+        self._api.close()
