@@ -23,7 +23,7 @@ PORT ?=
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: setup run chat notebooks test test-fast bench system-deps clean
+.PHONY: setup run chat notebooks test test-fast bench peers system-deps clean
 
 setup: $(STAMP)
 
@@ -51,7 +51,7 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(RUN_STAMP)
 
 ## Debian packages some tests need (a user without root can skip this)
-SYSTEM_PACKAGES := chromium fonts-noto-cjk
+SYSTEM_PACKAGES := chromium fonts-noto-cjk cmake g++ ninja-build
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then echo "system-deps: already installed"; \
@@ -75,8 +75,15 @@ notebooks: $(RUN_STAMP)
 	@mkdir -p build/notebooks && cp -n notebooks/*.ipynb build/notebooks/
 	$(BIN)/jupyter lab build/notebooks
 
+## llama.cpp's own llama-server and llama-bench, built once from the source llama-cpp-python vendors
+## into ~/.cache/llmlab/peers (the benches' C++ peers; tests/remote uses llama-server as a third-party
+## OpenAI-compatible server). Without a compiler or cmake it says what is missing and those tests
+## skip, saying why; in CI (CI=true) a failed build fails the run.
+peers: setup
+	@$(BIN)/python bench/peers.py build || { [ "$$CI" != "true" ] && echo "peers: not built; tests/remote will skip"; }
+
 ## every test except those marked `network` (they need the internet, which CI does not have)
-test: setup
+test: setup peers
 	$(BIN)/python -m pytest -q -m "not network" $(PYTEST_ARGS)
 
 test-fast: setup
