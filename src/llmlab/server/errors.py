@@ -30,6 +30,12 @@ class AuthError(LLMLabError):
     code = "invalid_api_key"
 
 
+class ForbiddenError(LLMLabError):
+    """The key is valid but its role may not do this."""
+
+    code = "forbidden"
+
+
 class NotFoundError(LLMLabError):
     """A job, upload or route that does not exist."""
 
@@ -47,6 +53,7 @@ class UnsupportedMediaTypeError(LLMLabError):
 #: status per error class; the nearest class in an error's MRO decides
 STATUS: dict[type, int] = {
     AuthError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     JobNotFoundError: 404,
     ModelNotFoundError: 404,
@@ -67,6 +74,7 @@ STATUS: dict[type, int] = {
 }
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
+               403: "permission_error",
                404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
