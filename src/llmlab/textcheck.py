@@ -43,8 +43,13 @@ def first_unencodable(value: Any, path: str = "") -> tuple[str, int] | None:
     return None
 
 
+def printable(text: str) -> str:
+    """``text`` with unencodable code points spelled as escapes (safe to echo in an error)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def describe(where: str, index: int) -> str:
-    field = f"{where}: " if where else ""
+    field = f"{printable(where)}: " if where else ""
     return (f"{field}the text holds a code point that is not valid Unicode text (a lone surrogate, at character "
             f"{index + 1}); send UTF-8 text")
 
@@ -54,7 +59,7 @@ def check_text(value: Any, where: str = "") -> None:
     bad = first_unencodable(value, where)
     if bad is not None:
         err = UnencodableTextError(describe(*bad))
-        err.param = bad[0] or None  # type: ignore[attr-defined]
+        err.param = printable(bad[0]) or None  # type: ignore[attr-defined]
         raise err
 
 

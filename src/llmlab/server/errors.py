@@ -86,7 +86,13 @@ def status_for(exc: LLMLabError) -> int:
     return 400
 
 
+def _printable(text: str | None) -> str | None:
+    # an error may echo what the client sent; text UTF-8 cannot encode must not turn it into a 500
+    return None if text is None else str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(message: str, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    message, param = _printable(message), _printable(param)
     return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param,
                       "code": code}}
 

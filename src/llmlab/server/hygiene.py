@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..textcheck import UnencodableTextError, describe, first_unencodable
+from ..textcheck import UnencodableTextError, describe, first_unencodable, printable
 from .errors import error_response
 
 
@@ -50,7 +50,7 @@ class TextCheck:
         bad = first_unencodable(value) if value is not None else None
         if bad is not None:
             err = UnencodableTextError(describe(*bad))
-            err.param = bad[0] or None  # type: ignore[attr-defined]
+            err.param = printable(bad[0]) or None  # type: ignore[attr-defined]
             await error_response(err)(scope, receive, send)
             return
         await self.app(scope, _replay(body, None, receive), send)
