@@ -1,6 +1,7 @@
 """The whole UI as one Gradio ``Blocks``: a tab per screen, each built by its own module."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from .lab import Lab
@@ -18,7 +19,7 @@ def build_ui(lab: Lab) -> Any:
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as blocks:
         gr.Markdown(f"# {TITLE}\n오프라인 우선 · 한국어 우선 LLM 실습실 — an offline-first, Korean-first LLM lab")
         # shown once the page knows a key signed it in (a server with keys); the server answers /logout
-        who = gr.Markdown(visible=False, elem_id="signed-in")
+        who = gr.HTML(visible=False, elem_id="signed-in")
         with gr.Tabs():
             with gr.Tab(bi("채팅", "Chat"), id="chat"):
                 chat.build(lab)
@@ -44,5 +45,6 @@ def _signed_in_line() -> Any:
     me = signed_in()
     if me is None or me[1] == ANONYMOUS_ID:
         return gr.update(visible=False)
-    return gr.update(visible=True, value=f"{bi('키', 'Key')} `{me[1]}` · {me[0]} · "
-                                         f"[{bi('로그아웃', 'Log out')}](/logout)")
+    role, kid = (html.escape(x) for x in me)
+    return gr.update(visible=True, value=f"{bi('키', 'Key')} <code>{kid}</code> · {role} · "
+                                         f'<a href="/logout" target="_self">{bi("로그아웃", "Log out")}</a>')
