@@ -197,7 +197,7 @@ class Ledger:
         stored = run if self.raw_text else _masked(run)
         run.meta = stored.meta
         values = (
-            run.created_at, run.kind, run.model, run.backend, json.dumps(run.params, ensure_ascii=False, default=str),
+            run.created_at, run.kind, run.model, run.backend, json.dumps(stored.params, ensure_ascii=False, default=str),
             stored.prompt, None if stored.messages is None else json.dumps(stored.messages, ensure_ascii=False),
             json.dumps(stored.output, ensure_ascii=False), int(run.prompt_tokens), int(run.completion_tokens),
             run.latency_s, float(run.cost_usd), run.session, run.experiment,
