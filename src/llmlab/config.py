@@ -64,6 +64,8 @@ class Settings(HomeTomlSettings):
     threads: int | None = None  # llama.cpp threads; None = physical cores (min 1)
     context_length: int | None = None  # n_ctx for local models; None = min(model's, 4096)
     ledger: bool = True  # record every generation in the run ledger
+    # the ledger stores texts with personal data masked ([PHONE_1]); true keeps them raw
+    ledger_raw_text: bool = False
     # OpenAI-compatible API defaults used by `--backend openai` / `openai:MODEL` names
     api_base: str = Field(default="https://api.openai.com/v1")
     api_key: SecretStr | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import itertools
 import logging
 import threading
@@ -147,7 +148,8 @@ class JobManager:
             if self._executor is None:  # made on first use, again after a shutdown
                 self._executor = concurrent.futures.ThreadPoolExecutor(self._max_running,
                                                                        thread_name_prefix="llmlab-job")
-            job.future = self._executor.submit(self._run, job, fn)
+            # the job runs in the submitter's context (so its ledger records have the submitter's owner)
+            job.future = self._executor.submit(contextvars.copy_context().run, self._run, job, fn)
         return job
 
     def _touch(self, job: Job) -> None:

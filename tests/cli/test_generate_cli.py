@@ -57,3 +57,14 @@ def test_logs_purge(llmlab_home):
     p = run(["logs", "purge", "--json"], llmlab_home)
     assert json.loads(p.stdout)["deleted"] == 1
     assert json.loads(run(["logs", "--json"], llmlab_home).stdout)["runs"] == []
+
+
+def test_an_argument_that_is_not_utf8_is_a_clear_error_not_a_crash():
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from llmlab.cli.main import main; sys.argv[0] = 'llmlab'; main()"
+    r = subprocess.run([sys.executable, "-c", code, b"generate", b"x\xed\xa0\x80y"], capture_output=True,
+                       env={**os.environ, "PYTHONUTF8": "1"})
+    assert r.returncode == 1 and b"argument 2 is not valid UTF-8 text" in r.stderr and b"Traceback" not in r.stderr

@@ -104,3 +104,72 @@ def test_survives_kill_9_mid_write(tmp_path):
         # every row is complete: the prompt ends with its own counter
         assert all(r.prompt.endswith(str(r.prompt_tokens)) and r.output == ["o" * 2000] for r in runs)
         lg.close()
+
+
+# -- private by default, and owners ---------------------------------------------------------------------
+PHONE, EMAIL = "010-2345-6789", "kim@example.com"
+
+
+def test_texts_are_stored_masked_by_default(tmp_path):
+    lg = Ledger(tmp_path / "l.db")
+    rid = lg.record(RunRecord(kind="chat", model="m", messages=[{"role": "user", "content": f"전화 {PHONE}"}],
+                              prompt=f"메일 {EMAIL}", output=[f"{PHONE}로 걸게요"], params={"stop": [EMAIL]},
+                              meta={"input": {"text": PHONE}}))
+    r = lg.get(rid)
+    assert r.messages[0]["content"] == "전화 [PHONE_1]" and r.output == ["[PHONE_1]로 걸게요"]
+    assert r.prompt == "메일 [EMAIL_1]" and r.params == {"stop": ["[EMAIL_1]"]}
+    assert r.meta["input"] == {"text": "[PHONE_1]"} and r.meta["pii_masked"] == ["email", "phone"]
+    lg.append_turn("s", "m", f"시스템 {EMAIL}", [{"role": "user", "content": PHONE}])
+    s = lg.session("s")
+    assert s["system"] == "시스템 [EMAIL_1]" and s["messages"][0]["content"] == "[PHONE_1]"
+    lg.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert PHONE.encode() not in data and EMAIL.encode() not in data
+
+
+def test_raw_text_only_when_asked(tmp_path, monkeypatch):
+    lg = Ledger(tmp_path / "l.db", raw_text=True)
+    assert lg.get(lg.record(RunRecord(kind="generate", prompt=PHONE))).prompt == PHONE
+    monkeypatch.setenv("LLMLAB_LEDGER_RAW_TEXT", "true")
+    from llmlab.config import load_settings
+
+    assert Ledger.for_settings(load_settings()).raw_text
+    monkeypatch.delenv("LLMLAB_LEDGER_RAW_TEXT")
+    assert not Ledger.for_settings(load_settings()).raw_text
+
+
+def test_records_belong_to_the_owner_in_context_and_reads_filter_by_owner(tmp_path):
+    from llmlab.ledger.store import owned_by
+
+    lg = Ledger(tmp_path / "l.db")
+    lg.record(RunRecord(kind="generate", model="m", prompt="local", prompt_tokens=1))
+    with owned_by("aaa"):
+        lg.record(RunRecord(kind="generate", model="m", prompt="a", prompt_tokens=2))
+        lg.append_turn("sa", "m", None, [{"role": "user", "content": "a"}])
+    with owned_by("bbb"):
+        lg.record(RunRecord(kind="generate", model="m", prompt="b", prompt_tokens=4))
+        lg.append_turn("sb", "m", None, [{"role": "user", "content": "b"}])
+    assert [r.owner for r in lg.runs()] == ["bbb", "aaa", None]
+    assert [r.prompt for r in lg.runs(owner="aaa")] == ["a"]
+    assert lg.usage(owner="bbb")[0]["prompt_tokens"] == 4 and lg.usage()[0]["prompt_tokens"] == 7
+    assert [s["name"] for s in lg.sessions(owner="aaa")] == ["sa"]
+    assert lg.session("sb", owner="aaa") is None and lg.session("sb", owner="bbb") is not None
+    assert lg.purge(owner="aaa") == 1
+    assert [r.owner for r in lg.runs()] == ["bbb", None] and [s["name"] for s in lg.sessions()] == ["sb"]
+
+
+def test_an_old_ledger_gains_owners_and_keeps_its_rows(tmp_path):
+    from llmlab.ledger.migrations import MIGRATIONS, migrate
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, fn in MIGRATIONS[:2]:  # a ledger from before owners
+        fn(db)
+        db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+    db.execute("INSERT INTO runs(created_at, kind, prompt) VALUES ('2026-01-01T00:00:00', 'generate', 'old')")
+    db.close()
+    lg = Ledger(path)
+    old, = lg.runs()
+    assert old.prompt == "old" and old.owner is None
+    assert migrate(lg._db) == []  # applied once

@@ -52,7 +52,15 @@ def test_a_masking_ledger_masks_the_rag_row_whatever_the_policy(coll):
     assert rag.meta.get("pii_masked") == ["phone"]
 
 
-def test_without_a_mask_policy_the_question_is_stored_as_asked(coll):
+def test_without_a_mask_policy_the_ledger_still_masks_by_default(coll):
+    m = llmlab.load_model("x", backend="fake", replies=["고양이 [1]"], context_length=4096)
+    answer_question(QUESTION, coll, GuardedModel(m, "warn"), k=2)
+    rag, = rows("rag")
+    assert PHONE not in rag.prompt and "[PHONE_1]" in rag.prompt
+
+
+def test_with_ledger_raw_text_the_question_is_stored_as_asked(coll, monkeypatch):
+    monkeypatch.setenv("LLMLAB_LEDGER_RAW_TEXT", "true")
     m = llmlab.load_model("x", backend="fake", replies=["고양이 [1]"], context_length=4096)
     answer_question(QUESTION, coll, GuardedModel(m, "warn"), k=2)
     rag, = rows("rag")

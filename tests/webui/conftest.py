@@ -52,6 +52,18 @@ def webui_url(tmp_path_factory):
     yield from _serve(tmp_path_factory)
 
 
+#: the keys of the ``keyed_url`` app: an admin key and a user key
+ADMIN_KEY, USER_KEY = "sk-browser-admin-0123", "sk-browser-user-0123"
+
+
+@pytest.fixture(scope="module")
+def keyed_url(tmp_path_factory):
+    """Like ``webui_url``, but the server checks keys (an admin and a user key): the page asks to log in."""
+    import json
+
+    yield from _serve(tmp_path_factory, LLMLAB_SERVER_API_KEYS=json.dumps([ADMIN_KEY, f"user:{USER_KEY}"]))
+
+
 @pytest.fixture(scope="module")
 def scripted_training_url(tmp_path_factory):
     """Like ``webui_url``, but fine-tuning runs serve_app's scripted trainer (300 steps, 50 ms each)."""
@@ -71,7 +83,7 @@ def _answers(url: str) -> bool:
     import httpx
 
     try:
-        return httpx.get(url, timeout=5).status_code == 200
+        return httpx.get(url, timeout=5).status_code in (200, 401)  # 401: up, and checking keys
     except httpx.HTTPError:
         return False
 

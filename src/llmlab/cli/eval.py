@@ -32,7 +32,7 @@ def _evaluate(task: str, data: str, model, backend, kwargs: dict[str, Any], as_j
         from ..prompts.library import load_template
 
         options["template"] = load_template(template)
-    ledger = Ledger(settings.ledger_path) if settings.ledger else None
+    ledger = Ledger.for_settings(settings) if settings.ledger else None
     m = common.open_model(model, backend, load)
     bar = _bar(task)
     try:
@@ -144,7 +144,7 @@ def compare(run_a: int, run_b: int, limit: int, as_json: bool) -> None:
     from ..eval.compare import compare_runs
     from ..ledger import Ledger
 
-    cmp = compare_runs(Ledger(common.get_settings().ledger_path), run_a, run_b)
+    cmp = compare_runs(Ledger.for_settings(common.get_settings()), run_a, run_b)
     if as_json:
         emit_json(cmp.to_dict())
         return

@@ -9,7 +9,7 @@ from .common import emit_json, get_settings, handle_errors, json_option
 def _ledger():
     from ..ledger import Ledger
 
-    return Ledger(get_settings().ledger_path)
+    return Ledger.for_settings(get_settings())
 
 
 @click.group(invoke_without_command=True)

@@ -62,6 +62,16 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
+    import sys
+
+    from ..textcheck import first_unencodable
+
+    # arguments that were not valid UTF-8 arrive as lone surrogates (surrogateescape): refuse them here,
+    # once, instead of failing inside a tokenizer
+    for i, arg in enumerate(sys.argv[1:], 1):
+        if first_unencodable(arg) is not None:
+            click.echo(f"error: argument {i} is not valid UTF-8 text; check the terminal's encoding", err=True)
+            sys.exit(1)
     cli(prog_name="llmlab")
 
 

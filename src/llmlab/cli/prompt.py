@@ -146,7 +146,7 @@ def grid(grid_file: str, html_path: str | None, fresh: bool, threads: int | None
 
     settings = common.get_settings(threads=threads)  # the local backends read their thread count from settings
     g = load_grid(grid_file)
-    ledger = Ledger(settings.ledger_path) if settings.ledger else None
+    ledger = Ledger.for_settings(settings) if settings.ledger else None
     loader = default_loader(settings)
     total = len(expand(g))
     with _progress(total) as bar:

@@ -19,7 +19,8 @@ from .common import fail, handle_errors
 @click.option("--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable). Prefer --api-keys FILE: "
               "command lines are visible to other users.")
 @click.option("--api-keys", "api_keys_file", type=click.Path(dir_okay=False), default=None,
-              help="File with one key (or sha256:HEX hash) per line.")
+              help="File with one key per line: [admin:|user:]KEY or [admin:|user:]sha256:HEX (bare: admin); "
+              "re-read when it changes.")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin (repeatable).")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model.")
 @click.option("--queue-size", type=int, default=None, help="Requests waiting per model before 429.")
@@ -42,7 +43,8 @@ def serve(host, port, models, api_keys, api_keys_file, cors_origins, threads, qu
 
     app = create_app(settings)
     logging.getLogger("llmlab").setLevel(min(logging.getLogger().level or logging.WARNING, logging.INFO))
-    auth = f"{len(settings.api_key_hashes)} API key(s)" if settings.auth_required else "no API keys (loopback only)"
+    auth = (f"{len(settings.keys)} API key(s); browsers log in at /login" if settings.auth_required
+            else "no API keys (loopback only)")
     click.echo(f"llmlab serving on http://{settings.host}:{settings.port} — {auth}; API docs at /docs", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,
                 proxy_headers=False, server_header=False)

@@ -5,11 +5,11 @@ file, the line and the field — the evaluation never starts on half-read data.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputFileError
+from ..textcheck import load_json_line
 
 # the formats of the lab's datasets (see docs/prompts.md): required field -> type
 FORMATS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -40,10 +40,7 @@ def read_jsonl(path: str | Path, required: dict[str, type | tuple[type, ...]] | 
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputFileError(p, f"invalid JSON: {e.msg} (column {e.colno})", line=n) from None
+                rec = load_json_line(line, p, n)
                 if not isinstance(rec, dict):
                     raise InputFileError(p, f"expected a JSON object, got {type(rec).__name__}", line=n)
                 for name, typ in (required or {}).items():

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import InputFileError
 from ..registry import Registry
+from ..textcheck import unencodable_problem
 from ..types import ROLES, Message
 
 
@@ -221,6 +222,10 @@ def read_jsonl(path: Path) -> Iterator[Record]:
         except json.JSONDecodeError as e:
             yield n, DataError(n, f"invalid JSON: {e.msg} (column {e.colno})")
             continue
+        problem = unencodable_problem(rec)
+        if problem:
+            yield n, DataError(n, problem)
+            continue
         yield n, rec if isinstance(rec, dict) else DataError(n, f"expected a JSON object, got {type(rec).__name__}")
 
 
@@ -235,6 +240,10 @@ def read_json_array(path: Path) -> Iterator[Record]:
         yield 1, DataError(1, "a .json file must hold a list of records (or use JSONL: one object per line)")
         return
     for i, rec in enumerate(recs, 1):
+        problem = unencodable_problem(rec)
+        if problem:
+            yield i, DataError(i, f"record {i}: {problem}")
+            continue
         yield i, rec if isinstance(rec, dict) else DataError(i, f"record {i}: expected an object")
 
 

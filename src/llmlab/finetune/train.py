@@ -394,7 +394,7 @@ def record_run(settings, config: TrainConfig, result: TrainResult, card: RunCard
     from ..ledger import Ledger, RunRecord
 
     try:
-        ledger = Ledger(settings.ledger_path)
+        ledger = Ledger.for_settings(settings)
         try:
             return ledger.record(RunRecord(kind="finetune", model=config.base, backend="transformers",
                                            params=config.to_dict(), output=[result.out],

@@ -1,4 +1,4 @@
 """The SQLite run ledger (see :mod:`llmlab.ledger.store`)."""
-from .store import Ledger, RunRecord
+from .store import Ledger, RunRecord, owned_by
 
-__all__ = ["Ledger", "RunRecord"]
+__all__ = ["Ledger", "RunRecord", "owned_by"]

@@ -67,9 +67,18 @@ def _m002_sessions(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX chat_messages_session ON chat_messages(session, id)")
 
 
+def _m003_owner(db: sqlite3.Connection) -> None:
+    # who made a record: a short id derived from the server key's hash (never the key), NULL for
+    # local use (CLI, Python API, a server without keys); a `user` key reads only its own rows
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE chat_sessions ADD COLUMN owner TEXT")
+    db.execute("CREATE INDEX runs_owner ON runs(owner, id)")
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_runs", _m001_runs),
     ("m002_sessions", _m002_sessions),
+    ("m003_owner", _m003_owner),
 ]
 
 

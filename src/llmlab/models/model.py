@@ -194,7 +194,7 @@ def load_model(name: str | None = None, *, backend: str | None = None, settings:
     if ledger is True:
         from ..ledger import Ledger
 
-        ledger = Ledger(settings.ledger_path) if settings.ledger else None
+        ledger = Ledger.for_settings(settings) if settings.ledger else None
     elif ledger is False:
         ledger = None
     return Model(be, spec, settings, ledger=ledger)

@@ -177,7 +177,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
     The row keeps to the same PII rules as the model's own row: under a ``mask`` policy
     (a :class:`~llmlab.guard.policy.GuardedModel`) the question and answer are stored with
     the placeholders the model saw, and a model whose ledger masks what it stores (the
-    server's ``ledger_mask_pii``) gets this row through that same ledger.
+    lab's default, or the server's ``ledger_mask_pii``) gets this row through that same ledger.
     """
     settings = getattr(model, "settings", None)
     if settings is None or not settings.ledger:
@@ -190,11 +190,12 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
     masker = getattr(model, "masker", None)  # set by a GuardedModel whose policy is 'mask'
     if masker is not None:
         prompt, output = masker.mask(question), masker.mask(ans.answer)
-    # the model's own ledger when it masks what it stores (a MaskingLedger); else a plain one
+    # the model's own ledger when it masks what it stores (a masking Ledger); else the lab's
     own = getattr(model, "ledger", None)  # Model.ledger (a GuardedModel passes it through)
-    shared = own if isinstance(own, MaskingLedger) else None
+    masks = isinstance(own, MaskingLedger) or (isinstance(own, Ledger) and not own.raw_text)
+    shared = own if masks else None
     try:
-        ledger = shared or Ledger(settings.ledger_path)
+        ledger = shared or Ledger.for_settings(settings)
         try:
             ledger.record(RunRecord(
                 kind="rag", model=model.name, backend=getattr(getattr(model, "backend", None), "name", None),

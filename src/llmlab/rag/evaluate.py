@@ -10,7 +10,6 @@ against ``answers``, and citation accuracy (does a cited chunk contain an answer
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 import unicodedata
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputFileError, InvalidParameterError
+from ..textcheck import load_json_line
 from .collection import DEFAULT_COLLECTION, Collection
 from .retrieve import Retriever, first_per_document
 
@@ -40,11 +40,11 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[Question]
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
+        rec = load_json_line(line, path, n)
         try:
-            rec = json.loads(line)
             out.append(Question(str(rec.get("id", n)), rec["question"], list(rec.get("answers") or []),
                                 str(rec["context_id"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise InputFileError(path, f"needs JSON objects with 'question' and 'context_id' ({e})", line=n) from None
         if limit and len(out) >= limit:
             break

@@ -20,6 +20,8 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..config import Settings, load_settings
 from .errors import ERROR_SCHEMA, PayloadTooLargeError, error_response, install_error_handlers
+from .gate import AuthGate, ui_user
+from .hygiene import TextCheck
 from .pool import ModelPool, default_pool
 from .settings import ServerSettings
 from .state import LabState
@@ -118,7 +120,7 @@ def _document_errors(app: FastAPI, auth: bool) -> None:
                 if not auth:
                     op.pop("security", None)
                 responses = op.setdefault("responses", {})
-                for code in ("400", "401", "402", "404", "413", "415", "422", "429", "501", "502"):
+                for code in ("400", "401", "402", "403", "404", "413", "415", "422", "429", "501", "502"):
                     responses[code] = ref
         app.openapi_schema = schema
         return schema
@@ -158,6 +160,9 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
     app.include_router(lab_routes.router)
     _document_errors(app, settings.auth_required)
 
+    # outermost last: body limit → CORS (answers preflights) → the key gate → the text check → routes
+    app.add_middleware(TextCheck)
+    app.add_middleware(AuthGate, settings=settings, home=core.home)  # every route, mounted apps and later ones too
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
@@ -176,7 +181,8 @@ def _mount_ui(app: FastAPI, wanted: bool, max_upload: int) -> None:
         except ImportError as e:  # e.g. the UI's own dependency is missing: the API still serves
             log.warning("the web UI is not available: %s", e)
     if mount is not None:
-        mount(app, max_upload=max_upload)  # the UI's own upload route keeps the server's limit
+        # the UI's own upload route keeps the server's limit; Gradio learns the signed-in key from the gate
+        mount(app, max_upload=max_upload, auth_dependency=ui_user)
         return
 
     @app.get("/", include_in_schema=False)

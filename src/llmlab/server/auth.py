@@ -1,41 +1,46 @@
-"""API key check: ``Authorization: Bearer KEY`` (or ``X-API-Key``), compared in constant time.
+"""What routes know about the caller: the principal the gate let in, and the admin-only check.
 
-Without configured keys (a loopback-only server) every request passes as ``anonymous``.
-The key itself is never logged or echoed; what the rest of the server sees is a short id
-derived from its hash (used for per-key budgets).
+The key check itself is :class:`~llmlab.server.gate.AuthGate`, in front of the whole app; these
+dependencies only read what it found. Without configured keys (a loopback-only server) every
+request acts as ``anonymous``, an admin. The key itself is never logged or echoed; the rest of
+the server sees a short id derived from its hash (for budgets and record ownership).
 """
 from __future__ import annotations
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .errors import AuthError
-from .settings import key_id
-from .state import ANONYMOUS
+from .errors import AuthError, ForbiddenError
+from .gate import principal_of
+from .keys import Principal
 
-#: documents the scheme in /openapi.json; the check itself is :func:`api_key`
+#: documents the scheme in /openapi.json; the check itself is the gate
 bearer_scheme = HTTPBearer(auto_error=False, description="an API key given to `llmlab serve --api-key`")
 
 
-def presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    return request.headers.get("x-api-key") or request.headers.get("api-key")
+# async on purpose: a plain def dependency would take a worker thread for every request
+async def caller(request: Request, _doc: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> Principal:
+    """FastAPI dependency: the caller's principal (401 if the gate let nobody in — an open path)."""
+    p = principal_of(request)
+    if p is None:
+        raise AuthError("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
+    return p
 
 
 async def api_key(request: Request, _doc: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> str:
-    """FastAPI dependency: the caller's key id, or 401."""
-    settings = request.app.state.lab.server
-    if not settings.auth_required:
-        return ANONYMOUS
-    presented = presented_key(request)
-    if presented is None:
-        raise AuthError("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
-    matched = settings.match_key(presented)
-    if matched is None:
-        raise AuthError("the API key is not valid for this server")
-    return key_id(matched)
+    """FastAPI dependency: the caller's key id (for budgets)."""
+    return (await caller(request)).key_id
+
+
+async def admin_only(request: Request) -> Principal:
+    """FastAPI dependency: 403 unless the caller's key is an admin key."""
+    p = await caller(request)
+    if not p.is_admin:
+        raise ForbiddenError("this needs an admin key (pulling or loading models, fine-tuning, dropping collections, "
+                             "stopping jobs); yours is a user key")
+    return p
+
+
+def owner_filter(p: Principal) -> str | None:
+    """Whose ledger records a caller may read: an admin every record (None), a user only its own."""
+    return None if p.is_admin else p.key_id

@@ -30,6 +30,12 @@ class AuthError(LLMLabError):
     code = "invalid_api_key"
 
 
+class ForbiddenError(LLMLabError):
+    """The key is valid but its role may not do this."""
+
+    code = "forbidden"
+
+
 class NotFoundError(LLMLabError):
     """A job, upload or route that does not exist."""
 
@@ -47,6 +53,7 @@ class UnsupportedMediaTypeError(LLMLabError):
 #: status per error class; the nearest class in an error's MRO decides
 STATUS: dict[type, int] = {
     AuthError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     JobNotFoundError: 404,
     ModelNotFoundError: 404,
@@ -67,6 +74,7 @@ STATUS: dict[type, int] = {
 }
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
+               403: "permission_error",
                404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
@@ -78,7 +86,13 @@ def status_for(exc: LLMLabError) -> int:
     return 400
 
 
+def _printable(text: str | None) -> str | None:
+    # an error may echo what the client sent; text UTF-8 cannot encode must not turn it into a 500
+    return None if text is None else str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(message: str, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    message, param = _printable(message), _printable(param)
     return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param,
                       "code": code}}
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from ..errors import InvalidParameterError
-from .auth import api_key
+from .auth import admin_only, api_key, caller, owner_filter
+from .keys import Principal
 from .errors import error_event
 from ..jobs import Job, JobContext
 from .lab_schemas import (AskRequest, FinetuneCheckRequest, FinetuneRequest, GridRequest, IngestRequest, ModelRequest,
@@ -162,7 +163,7 @@ async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=
     return await lab.run(read)
 
 
-@router.delete("/rag/collections/{name}")
+@router.delete("/rag/collections/{name}", dependencies=[Depends(admin_only)])
 async def rag_drop(name: str, request: Request) -> dict[str, Any]:
     from ..rag.collection import drop_collection
 
@@ -368,7 +369,7 @@ async def finetune_check(body: FinetuneCheckRequest, request: Request) -> dict[s
     return report.to_dict()
 
 
-@router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED)
+@router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)])
 async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, Any]:
     """Start a fine-tuning job. Its loss points (step, loss, lr, epoch) are the job's events:
     poll ``GET /lab/jobs/{id}?events=true&since=N`` or stream ``/lab/jobs/{id}/events``;
@@ -412,7 +413,7 @@ async def lab_fit(request: Request, model: str = Query(min_length=1, max_length=
     return report.to_dict()
 
 
-@router.post("/models/pull", status_code=202, responses=JOB_ACCEPTED)
+@router.post("/models/pull", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)])
 async def lab_pull(body: PullRequest, request: Request) -> dict[str, Any]:
     """Download a model into the local cache (a background job; needs network)."""
     lab = lab_state(request)
@@ -426,7 +427,7 @@ async def lab_pull(body: PullRequest, request: Request) -> dict[str, Any]:
     return lab.jobs.submit("pull", run, {"model": body.model, "quant": body.quant}).to_dict()
 
 
-@router.post("/models/load")
+@router.post("/models/load", dependencies=[Depends(admin_only)])
 async def lab_load(body: ModelRequest, request: Request) -> dict[str, Any]:
     """Load a model now (instead of on its first request)."""
     lab = lab_state(request)
@@ -461,31 +462,33 @@ def _ledger(lab: LabState) -> Any:
 async def logs(request: Request, limit: int = Query(20, ge=1, le=1000), kind: str | None = Query(None, max_length=40),
                model: str | None = Query(None, max_length=512), session: str | None = Query(None, max_length=200),
                experiment: str | None = Query(None, max_length=200),
-               search: str | None = Query(None, max_length=200)) -> dict[str, Any]:
-    """Recorded runs, newest first (``search`` looks in prompts and outputs)."""
+               search: str | None = Query(None, max_length=200), who: Principal = Depends(caller)) -> dict[str, Any]:
+    """Recorded runs, newest first (``search`` looks in prompts and outputs); a user key sees only its own."""
     lab = lab_state(request)
     runs = await lab.run(lambda: _ledger(lab).runs(limit, kind=kind, model=model, session=session,
-                                                 experiment=experiment, search=search))
+                                                 experiment=experiment, search=search, owner=owner_filter(who)))
     return {"runs": [r.to_dict() for r in runs]}
 
 
 @router.get("/usage")
-async def usage(request: Request, since: str | None = Query(None, max_length=40)) -> dict[str, Any]:
-    """Tokens, calls and cost per model and per day."""
+async def usage(request: Request, since: str | None = Query(None, max_length=40),
+                who: Principal = Depends(caller)) -> dict[str, Any]:
+    """Tokens, calls and cost per model and per day (a user key: its own)."""
     _check_date("since", since)
     lab = lab_state(request)
-    rows = await lab.run(lambda: _ledger(lab).usage(since=since))
+    rows = await lab.run(lambda: _ledger(lab).usage(since=since, owner=owner_filter(who)))
     totals = {k: sum(r[k] for r in rows) for k in ("calls", "prompt_tokens", "completion_tokens", "total_tokens")}
     totals["cost_usd"] = round(sum(r["cost_usd"] for r in rows), 6)
     return {"usage": rows, "totals": totals}
 
 
 @router.post("/logs/purge")
-async def purge(body: PurgeRequest, request: Request) -> dict[str, Any]:
-    """Delete recorded runs (all, or those before a date) — the user's right to forget."""
+async def purge(body: PurgeRequest, request: Request, who: Principal = Depends(caller)) -> dict[str, Any]:
+    """Delete recorded runs (all, or those before a date) — the user's right to forget; a user key
+    deletes its own records, an admin key everyone's."""
     _check_date("before", body.before)
     lab = lab_state(request)
-    n = await lab.run(lambda: _ledger(lab).purge(before=body.before))
+    n = await lab.run(lambda: _ledger(lab).purge(before=body.before, owner=owner_filter(who)))
     return {"deleted": n}
 
 
@@ -522,7 +525,7 @@ async def job_events(job_id: str, request: Request,
     return SSEResponse(stream())
 
 
-@router.post("/jobs/{job_id}/stop")
+@router.post("/jobs/{job_id}/stop", dependencies=[Depends(admin_only)])
 async def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     """Ask a job to stop. Most stop at their next progress report (``cancelled``); fine-tuning
     finishes its running step, saves a checkpoint and the model, and ends ``stopped``."""

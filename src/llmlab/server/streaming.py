@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import logging
 import threading
@@ -57,8 +58,8 @@ class Admission:
 
 
 async def run_blocking(executor: concurrent.futures.Executor, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in ``executor`` and await it."""
-    return await asyncio.wrap_future(executor.submit(fn, *args))
+    """Run ``fn(*args)`` in ``executor`` and await it, in a copy of this context (e.g. whose records it writes)."""
+    return await asyncio.wrap_future(executor.submit(contextvars.copy_context().run, fn, *args))
 
 
 class AsyncStream:
@@ -87,7 +88,7 @@ class AsyncStream:
         """The next item, or None at the end."""
         if self.finished or self.closed:
             return None
-        cf = self._executor.submit(self._step)
+        cf = self._executor.submit(contextvars.copy_context().run, self._step)
         self._pending = cf
         item = await asyncio.wrap_future(cf)
         self._pending = None

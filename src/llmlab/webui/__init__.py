@@ -19,14 +19,16 @@ MAX_UPLOAD = 50 * 1024 * 1024
 UPLOAD_ROUTE = "/gradio_api/upload"
 
 
-def mount_ui(app: Any, lab: Any = None, *, path: str = "/", max_upload: int | str = MAX_UPLOAD) -> Any:
+def mount_ui(app: Any, lab: Any = None, *, path: str = "/", max_upload: int | str = MAX_UPLOAD,
+             auth_dependency: Any = None) -> Any:
     """Mount the UI on FastAPI ``app`` at ``path`` and return ``app``.
 
     ``lab`` shares settings, the ledger and loaded models with the host (see
     :class:`~llmlab.webui.lab.Lab`); by default ``app.state.lab`` when the server set one, else a
     :class:`~llmlab.webui.lab.LocalLab`. ``max_upload`` (bytes, or e.g. ``"20mb"``) caps each
-    uploaded file. Mount the UI after the API routes: a mount at ``/`` answers every path that
-    no earlier route claimed.
+    uploaded file. ``auth_dependency`` (``request -> "ROLE:KEY_ID" | None``) tells the screens who
+    is signed in (the server passes its key gate's). Mount the UI after the API routes: a mount at
+    ``/`` answers every path that no earlier route claimed.
     """
     from ..errors import MissingDependencyError
 
@@ -49,7 +51,7 @@ def mount_ui(app: Any, lab: Any = None, *, path: str = "/", max_upload: int | st
 
     blocks = build_ui(lab)
     gr.mount_gradio_app(app, blocks, path=path, theme=theme(), css=CSS, ssr_mode=False, footer_links=["settings"],
-                        max_file_size=max_upload, show_error=True)
+                        max_file_size=max_upload, show_error=True, auth_dependency=auth_dependency)
     return app
 
 

@@ -23,5 +23,8 @@ def collection_names(lab: Lab) -> list[str]:
 
 
 def session_names(lab: Lab) -> list[str]:
+    """Saved chat sessions the signed-in key may open (a user key: its own)."""
+    from .access import owner_filter
+
     ledger = lab.ledger()
-    return [s["name"] for s in ledger.sessions()] if ledger is not None else []
+    return [s["name"] for s in ledger.sessions(owner=owner_filter())] if ledger is not None else []

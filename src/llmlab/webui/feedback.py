@@ -6,6 +6,7 @@ function (``log_line=``, ``on_delta=``) are run in a thread so their output can 
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import queue
@@ -62,7 +63,9 @@ def updates(fn: Callable[[Callable[[Any], None]], Any]) -> Iterator[tuple[str, A
         finally:
             q.put(_DONE)
 
-    threading.Thread(target=target, name="llmlab-webui-job", daemon=True).start()
+    # the thread runs in this event's context: whose records it writes, which key is signed in
+    threading.Thread(target=contextvars.copy_context().run, args=(target,), name="llmlab-webui-job",
+                     daemon=True).start()
     while (item := q.get()) is not _DONE:
         yield "update", item
     if "error" in box:

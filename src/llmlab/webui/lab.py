@@ -72,7 +72,7 @@ class LocalLab:
             if self._ledger is None:
                 from ..ledger import Ledger
 
-                self._ledger = Ledger(self.settings.ledger_path)
+                self._ledger = Ledger.for_settings(self.settings)
             return self._ledger
 
     @contextmanager

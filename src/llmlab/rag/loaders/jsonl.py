@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..types import Document, Skipped
+from ...textcheck import unencodable_problem
 from .text import read_text
 
 
@@ -25,6 +26,10 @@ def load_jsonl(path: Path) -> Iterator[Document | Skipped]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             yield Skipped(where, f"not valid JSON ({e.msg})")
+            continue
+        problem = unencodable_problem(rec)
+        if problem:
+            yield Skipped(where, problem)
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or not rec["text"].strip():
             yield Skipped(where, "a record needs a non-empty 'text' field (and ideally 'id' and 'title')")

@@ -14,6 +14,7 @@ from ..choices import model_names, session_names
 from ..feedback import user_errors
 from ..lab import GENERATIONS, Lab
 from ..labels import bi, info
+from ..access import owner_filter
 
 LOGPROB_COLUMNS = ["token", "logprob", "top alternatives"]
 
@@ -96,7 +97,7 @@ def open_session(lab: Lab, name: str):
     import gradio as gr
 
     ledger = lab.ledger()
-    saved = ledger.session(name) if ledger is not None and name else None
+    saved = ledger.session(name, owner=owner_filter()) if ledger is not None and name else None
     if saved is None:  # a new name: start empty
         return [], [], gr.update(), gr.update()
     turns = [m for m in saved["messages"] if m["role"] in ("user", "assistant")]
@@ -113,7 +114,8 @@ def build(lab: Lab) -> None:
             model = gr.Dropdown(choices=model_names(lab), value=lab.settings.default_model, allow_custom_value=True,
                                 label=bi("모델", "Model"), elem_id="chat-model")
             with gr.Row():
-                session = gr.Dropdown(choices=session_names(lab), value=new_session_name, allow_custom_value=True,
+                # choices are filled when the list is opened: which sessions show depends on who is signed in
+                session = gr.Dropdown(choices=[], value=new_session_name, allow_custom_value=True,
                                       label=bi("대화 세션", "Session"), scale=3, elem_id="chat-session",
                                       info=info("대화는 실행 기록에 저장돼 이어 갈 수 있음",
                                                 "saved in the run ledger; pick one to resume"))

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..choices import model_names
 from ..feedback import user_errors
+from ..access import require_admin
 from ..lab import Lab
 from ..labels import bi, info
 
@@ -91,6 +92,7 @@ def start(lab: Lab, upload: str | None, typed: str, fmt: str, base: str, method:
     from ...finetune.config import TrainConfig
     from ...finetune.job import start_finetune
 
+    require_admin("미세조정 · Fine-tuning")
     out = (out or "").strip() or str(lab.settings.home / "runs" / f"web-{datetime.now():%Y%m%d-%H%M%S}")
     config = TrainConfig(train=_data_path(upload, typed), base=base, out=out, method=method,
                          format=None if fmt == "auto" else fmt, eval=eval_upload or None,
@@ -138,6 +140,7 @@ def stop(lab: Lab, job_id: str | None) -> str:
 
     if not job_id:
         raise gr.Error("멈출 학습이 없습니다 · No training to stop")
+    require_admin("멈추기 · Stop")
     return status_text(lab.jobs.stop(job_id))
 
 

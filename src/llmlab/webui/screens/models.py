@@ -10,6 +10,7 @@ from typing import Any
 
 from ..choices import model_names
 from ..feedback import user_errors
+from ..access import require_admin
 from ..lab import Lab
 from ..labels import bi, gib, info
 
@@ -70,10 +71,12 @@ def fit(lab: Lab, model: str, quant: str, context: float | None, train: str, loa
 
 
 @user_errors
+@user_errors
 def pull(lab: Lab, spec: str, quant: str, hf_form: bool, progress: Any = None):
     """Download with the Hub's progress bar mirrored in the page; returns the log and the result."""
     import gradio as gr
 
+    require_admin("내려받기 · Pull")
     from ...models.pull import pull as run_pull
 
     if not spec.strip():
@@ -155,12 +158,14 @@ def build(lab: Lab) -> None:
 
     @user_errors
     def load(name: str):
+        require_admin("불러오기 · Load")
         with lab.use(name):
             pass
         return loaded_rows(lab)
 
     @user_errors
     def unload(name: str):
+        require_admin("내리기 · Unload")
         if not lab.unload(name):
             gr.Info(f"{name}: 불러온 적 없음 · not loaded")
         return loaded_rows(lab)

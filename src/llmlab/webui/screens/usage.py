@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..feedback import user_errors
+from ..access import owner_filter
 from ..lab import Lab
 from ..labels import bi, info
 
@@ -27,7 +28,7 @@ def usage(lab: Lab, since: str):
     import pandas as pd
 
     ledger = lab.ledger()
-    rows = ledger.usage(since=since.strip() or None) if ledger is not None else []
+    rows = ledger.usage(since=since.strip() or None, owner=owner_filter()) if ledger is not None else []
     per_day = pd.DataFrame(rows, columns=USAGE_COLUMNS)
     per_day["model"] = per_day["model"].fillna("-")
     per_model = per_day.groupby("model", as_index=False)[["calls", "total_tokens", "cost_usd"]].sum()
@@ -39,7 +40,8 @@ def logs(lab: Lab, search: str, kind: str, limit: float) -> list[list[Any]]:
     ledger = lab.ledger()
     if ledger is None:
         return []
-    runs = ledger.runs(int(limit), kind=None if kind in ("", "all") else kind, search=search.strip() or None)
+    runs = ledger.runs(int(limit), kind=None if kind in ("", "all") else kind, search=search.strip() or None,
+                       owner=owner_filter())
     out = []
     for r in runs:
         prompt = r.prompt or (r.messages[-1]["content"] if r.messages else "")
@@ -53,6 +55,8 @@ def logs(lab: Lab, search: str, kind: str, limit: float) -> list[list[Any]]:
 def record(lab: Lab, run_id: float | None) -> str:
     ledger = lab.ledger()
     rec = ledger.get(int(run_id)) if ledger is not None and run_id else None
+    if rec is not None and owner_filter() not in (None, rec.owner):
+        rec = None  # another key's record
     return "" if rec is None else json.dumps(rec.to_dict(), ensure_ascii=False, indent=2)
 
 
