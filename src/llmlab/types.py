@@ -241,9 +241,14 @@ class Completion:
 
     @property
     def tokens_per_s(self) -> float:
-        if self.latency_s <= 0:
+        """Decode speed: tokens after the first over the time after the first (the prompt's
+        evaluation is not in it, as in llama-bench's tg); end to end when that is unknown."""
+        n, t = self.usage.completion_tokens, self.latency_s
+        if self.first_token_s is not None and n > 1 and t - self.first_token_s > 0:
+            n, t = n - 1, t - self.first_token_s
+        if t <= 0:
             return 0.0
-        return round(self.usage.completion_tokens / self.latency_s, 3)
+        return round(n / t, 3)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..config import Settings, default_threads
+from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
@@ -235,7 +235,11 @@ class LlamaCppBackend(LocalBackend):
         if not spec.path or not Path(spec.path).is_file():
             raise BackendError(f"GGUF file not found: {spec.path}")
         self.spec = spec
-        self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads or default_threads(), n_batch=n_batch,
+        from ..threads import resolve
+
+        threads, why = resolve(threads)  # before llama.cpp loads: its OpenMP runtime reads the wait policy once
+        log.info("%s: %s", spec.name, why)
+        self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads, n_batch=n_batch,
                                      verbose=verbose, n_slots=parallel)
         if spec.adapter:
             self.engine.attach_lora(self._gguf_lora(spec.adapter))
@@ -248,7 +252,8 @@ class LlamaCppBackend(LocalBackend):
             chat_template_name="model" if template else f"fallback:{chat_template or 'plain'}",
             languages=spec.languages,
             extra={"path": spec.path, "n_ctx_train": self.engine.n_ctx_train, "n_vocab": self.engine.n_vocab,
-                   "architecture": meta.get("general.architecture"), "threads": self.engine.threads},
+                   "architecture": meta.get("general.architecture"), "threads": self.engine.threads,
+                   "threads_reason": why},
         )
 
     @staticmethod
