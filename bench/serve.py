@@ -68,13 +68,22 @@ def llama_server_cmd(exe: str, port: int, threads: int, gguf: str) -> list[str]:
 
 def llama_cpp_python_cmd(port: int, threads: int, gguf: str) -> list[str]:
     return [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", MODEL, "--host", "127.0.0.1",
-            "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", "4096"]
+            "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", "4096",
+            "--interrupt_requests", "False"]  # its default drops a running stream when another request comes
 
 
 def start(cmd: list[str], home: str) -> subprocess.Popen:
     env = {**os.environ, "LLMLAB_HOME": home, "LLMLAB_LEDGER": "false"}
     env.pop("LLMLAB_THREADS", None)  # the command line says the threads
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = open(Path(home) / "server.log", "w+")  # a file, not a pipe: a chatty server would block on a full pipe
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def log_tail(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read()[-3000:]  # type: ignore[attr-defined]
 
 
 def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 180) -> dict:
@@ -83,7 +92,7 @@ def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 180
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited early:\n{proc.stderr.read()[-3000:]}")
+            raise RuntimeError(f"the server exited early:\n{log_tail(proc)}")
         try:
             r = httpx.get(url + path, timeout=2)
             if r.status_code == 200:
@@ -91,7 +100,7 @@ def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 180
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.3)
-    raise RuntimeError("the server did not become ready in time")
+    raise RuntimeError(f"the server did not become ready in time:\n{log_tail(proc)}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -100,11 +109,18 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    proc.log.close()  # type: ignore[attr-defined]
 
 
 # -- the client (the same for every server) ---------------------------------------------------------
+#: per server, what the request adds to hold back the end token (llama-cpp-python's server
+#: ignores min_tokens in chat; an OpenAI logit_bias on SmolLM2's end tokens does it there)
+FIXED_LENGTH = {"llama-cpp-python": {"logit_bias": {"0": -100.0, "2": -100.0}}}
+EXTRA: dict = {}
+
+
 async def one_client(client, i: int, new_tokens: int) -> dict:
-    body = {"model": MODEL, "stream": True, "max_tokens": new_tokens, "temperature": 0,
+    body = {**EXTRA, "model": MODEL, "stream": True, "max_tokens": new_tokens, "temperature": 0,
             "ignore_eos": True, "min_tokens": new_tokens,  # fixed-length outputs (llmlab, llama-server / the binding)
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]}
@@ -206,6 +222,8 @@ def raw_reference(threads: int, new_tokens: int) -> dict:
 def bench_server(name: str, cmd: list[str], ready_path: str, args, clients: list[int]) -> tuple[dict, dict]:
     port = int(cmd[cmd.index("--port") + 1])
     url = f"http://127.0.0.1:{port}"
+    EXTRA.clear()
+    EXTRA.update(FIXED_LENGTH.get(name, {}))
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-serve-") as home:
         proc = start(cmd, home)
         try:
