@@ -148,13 +148,14 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
         lab.ready = False
         lab.close()
 
-    app = FastAPI(title="llmlab", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="llmlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="LLM 실습실 — OpenAI-compatible API and lab endpoints. Errors use OpenAI's JSON shape.")
     app.state.lab = lab
     install_error_handlers(app)
 
-    from . import lab_routes, metrics, openai_routes
+    from . import docs, lab_routes, metrics, openai_routes
 
+    docs.install_docs(app)  # Swagger UI from the installed package: /docs works offline
     app.include_router(openai_routes.router)
     app.include_router(metrics.router)
     app.include_router(openai_routes.v1)
