@@ -1,67 +1,140 @@
-"""Generation benchmark: llmlab's default path vs the classic transformers path vs raw llama-cpp-python.
+"""Generation benchmark: llmlab vs llama-bench (tg, pp) vs llama-cpp-python vs transformers, one run.
 
-Same bundled model (SmolLM2-135M-Instruct Q4_1 GGUF), same prompt, greedy decoding,
-128 new tokens, same thread count, all measured in this one run. Prints one JSON object
-with tokens/s for each path, the ratios the targets are stated in, and cold starts
-(process start → first token) measured as fresh subprocesses.
+Same bundled model (SmolLM2-135M-Instruct Q4_1 GGUF), greedy decoding, the same thread
+count for every row. Decode speed is tokens after the first over the time after the first
+(llmlab's ``tokens_per_s``, llama-bench's tg); prefill speed is prompt tokens over the time to
+the first token (llama-bench's pp). Each llmlab row runs in its own process, because the
+OpenMP wait policy that llmlab chooses at start-up is fixed per process. A thread sweep
+measures fixed thread counts and llmlab's default choice side by side; ``--competing-load``
+runs one CPU-bound process throughout, to see the default hold up on a busy machine.
+Prints one JSON object with the ratios the targets are stated in (issue 15).
 
-    python bench/generation.py [--threads N] [--repeats 3] [--new-tokens 128]
+    python bench/generation.py [--threads N] [--new-tokens 128] [--repeats 3] [--competing-load]
+                               [--skip-transformers] [--skip-peers]
+
+The C++ peer (llama-bench) comes from bench/peers.py (built on first use, ~10 min, cached);
+without a compiler or cmake its rows are skipped with a note.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-# OpenMP threads of llama.cpp must spin between ops (the default); passive waiting costs ~25% decode speed.
+HERE = Path(__file__).resolve().parent
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
+# ~64 tokens for the prefill measurement (llama-bench pp64 evaluates 64 tokens)
+LONG_PROMPT = ("The old lighthouse keeper climbed the spiral stairs every evening at dusk, carrying a lantern, "
+               "a notebook and a flask of tea. From the top he watched the fishing boats return, counted the gulls, "
+               "and wrote down the colour of the sea. One night, a ship he had never seen before appeared")
 
 
-def bench_llama_paths(threads: int, n: int, repeats: int) -> tuple[dict, dict]:
-    """llmlab's default path and raw llama-cpp-python, interleaved so both see the same machine load."""
-    import llama_cpp
+def load_peers():
+    """bench/peers.py as a module (by file path: bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("llmlab_bench_peers", HERE / "peers.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
 
+
+def _burn() -> None:  # pragma: no cover - runs in a child process
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+
+
+# -- llmlab, in its own process per configuration ------------------------------------------------
+def _llmlab_in_process(threads: int | None, n: int, repeats: int) -> dict:
     from llmlab.models.model import load_model
-    from llmlab.models.spec import bundled_path
 
     m = load_model("smollm2-135m", threads=threads, ledger=False)
-    llm = llama_cpp.Llama(model_path=str(bundled_path("smollm2-135m")), n_ctx=m.context_length, n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
-    m.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up both
-    llm.create_completion(PROMPT, max_tokens=8, temperature=0)
-    ours, raw = {"rates": [], "tokens": []}, {"rates": [], "tokens": []}
     eng = m.backend.engine
+    m.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up
+    tg, pp, toks = [], [], []
     for _ in range(repeats):
-        for slot in range(eng.n_slots):  # no KV reuse between repeats: the same work as the raw path
+        for slot in range(eng.n_slots):  # no KV reuse between repeats
             eng.drop(slot)
-        t0 = time.perf_counter()
-        c = m.generate(PROMPT, max_new_tokens=n, temperature=0)
-        dt = time.perf_counter() - t0
-        ours["rates"].append(c.usage.completion_tokens / dt)
-        ours["tokens"].append(c.usage.completion_tokens)
+        c = m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n, temperature=0)
+        tg.append(c.tokens_per_s)
+        toks.append(c.usage.completion_tokens)
+        for slot in range(eng.n_slots):
+            eng.drop(slot)
+        c = m.generate(LONG_PROMPT, max_new_tokens=1, temperature=0)
+        pp.append(c.usage.prompt_tokens / c.first_token_s)
+    info = m.info.extra
+    m.close()
+    return {"decode_tokens_per_s": round(statistics.median(tg), 2), "prefill_tokens_per_s": round(statistics.median(pp), 1),
+            "completion_tokens": toks, "threads": eng.threads, "threads_reason": info.get("threads_reason"),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
+
+def bench_llmlab(threads: int | None, n: int, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--_llmlab-only", "--new-tokens", str(n), "--repeats", str(repeats)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    env = {k: v for k, v in os.environ.items() if k not in ("LLMLAB_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**env, "LLMLAB_LEDGER": "false"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the peers ---------------------------------------------------------------------------------------
+def bench_llama_bench(exe: str, gguf: str, threads: int, n_prompt: int, n_gen: int, repeats: int) -> dict:
+    """llama-bench's pp<n_prompt> and tg<n_gen> rows (tokens/s, mean over its repetitions)."""
+    out = subprocess.run([exe, "-m", gguf, "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
+                          "-r", str(repeats), "-o", "json"], check=True, capture_output=True, text=True)
+    rows = json.loads(out.stdout)
+    res = {"threads": threads}
+    for r in rows:
+        key = "prefill_tokens_per_s" if r.get("n_gen", 0) == 0 else "decode_tokens_per_s"
+        res[key] = round(float(r["avg_ts"]), 2)
+    return res
+
+
+def bench_llama_cpp_python(threads: int, n: int, repeats: int) -> dict:
+    """The binding's high-level API, decode speed after the first streamed token."""
+    import llama_cpp
+
+    from llmlab.models.spec import bundled_path
+
+    llm = llama_cpp.Llama(model_path=str(bundled_path("smollm2-135m")), n_ctx=4096, n_threads=threads,
+                          n_threads_batch=threads, verbose=False)
+    eos = llm.token_eos()
+    no_eos = llama_cpp.LogitsProcessorList([lambda ids, logits: _ban(logits, eos)])  # fixed-length outputs
+    llm.create_completion(PROMPT, max_tokens=8, temperature=0)
+    tg, pp = [], []
+    for _ in range(repeats):
         llm.reset()
         t0 = time.perf_counter()
-        out = llm.create_completion(PROMPT, max_tokens=n, temperature=0)
-        dt = time.perf_counter() - t0
-        raw["rates"].append(out["usage"]["completion_tokens"] / dt)
-        raw["tokens"].append(out["usage"]["completion_tokens"])
-    m.close()
+        first, count = None, 0
+        for _ in llm.create_completion(PROMPT, max_tokens=n, temperature=0, stream=True, logits_processor=no_eos):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+        tg.append((count - 1) / (time.perf_counter() - first))
+        llm.reset()
+        t0 = time.perf_counter()
+        for _ in llm.create_completion(LONG_PROMPT, max_tokens=1, temperature=0, stream=True):
+            pp.append(len(llm.tokenize(LONG_PROMPT.encode())) / (time.perf_counter() - t0))
+            break
+    return {"decode_tokens_per_s": round(statistics.median(tg), 2), "prefill_tokens_per_s": round(statistics.median(pp), 1),
+            "threads": threads}
 
-    def summary(d):
-        return {"tokens_per_s": round(statistics.median(d["rates"]), 2), "completion_tokens": d["tokens"],
-                "threads": threads}
 
-    return summary(ours), summary(raw)
+def _ban(logits, token):
+    logits[token] = -float("inf")
+    return logits
 
 
 def bench_transformers(threads: int, n: int, repeats: int) -> dict:
-    """The classic course code in its own process: torch and llama.cpp would share one OpenMP
-    runtime in this process (same soname), and llama.cpp's loaded pool slowed torch ~4x here."""
+    """The classic course code in its own process (torch and llama.cpp would share one OpenMP runtime)."""
     out = subprocess.run([sys.executable, __file__, "--_transformers-only", "--threads", str(threads),
                           "--new-tokens", str(n), "--repeats", str(repeats)],
                          check=True, capture_output=True, text=True)
@@ -85,24 +158,17 @@ def _transformers_in_process(threads: int, n: int, repeats: int) -> dict:
         rates, toks = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            out = model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=tok.eos_token_id)
+            out = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                 pad_token_id=tok.eos_token_id)
             dt = time.perf_counter() - t0
             ct = out.shape[1] - enc["input_ids"].shape[1]
             rates.append(ct / dt)
             toks.append(int(ct))
-    return {"tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads,
-            "process": "separate"}
+    return {"decode_tokens_per_s": round(statistics.median(rates), 2), "completion_tokens": toks, "threads": threads,
+            "note": "end to end (prefill included)"}
 
 
 COLD_LLMLAB = [sys.executable, "-m", "llmlab.cli.main", "generate", PROMPT, "--max-new-tokens", "1", "--greedy"]
-COLD_HF = [sys.executable, "-c", (
-    "import torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
-    "from llmlab.models.spec import bundled_path\n"
-    "p = bundled_path('smollm2-135m'); torch.set_num_threads({t})\n"
-    "tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)\n"
-    "m = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name)\n"
-    "print(tok.decode(m.generate(**tok({prompt!r}, return_tensors='pt'), max_new_tokens=1, do_sample=False)[0][-1:]))\n"
-)]
 
 
 def cold_start(cmd: list[str], env: dict, repeats: int) -> float:
@@ -115,37 +181,93 @@ def cold_start(cmd: list[str], env: dict, repeats: int) -> float:
     return round(statistics.median(times), 3)
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=None, help="threads for the side-by-side rows (default: llmlab's choice)")
     ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=64, help="llama-bench's pp size")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--competing-load", action="store_true", help="run one CPU-bound process throughout")
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true", help="no llama-bench rows (and no build)")
+    ap.add_argument("--skip-sweep", action="store_true", help="no fixed-thread sweep")
     ap.add_argument("--_transformers-only", dest="transformers_only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_llmlab-only", dest="llmlab_only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.transformers_only:
         print(json.dumps(_transformers_in_process(a.threads, a.new_tokens, a.repeats)))
         return
-    env = dict(os.environ, LLMLAB_THREADS=str(a.threads), LLMLAB_LEDGER="false")
-    res: dict = {"bench": "generation", "model": "smollm2-135m", "prompt": PROMPT, "new_tokens": a.new_tokens,
-                 "decoding": "greedy", "threads": a.threads, "cpu_count": os.cpu_count()}
-    res["llmlab"], res["llama_cpp_raw"] = bench_llama_paths(a.threads, a.new_tokens, a.repeats)
-    res["cold_start_s"] = {"llmlab_generate": cold_start(COLD_LLMLAB, env, a.repeats)}
-    if not a.skip_transformers:
-        res["transformers"] = bench_transformers(a.threads, a.new_tokens, a.repeats)
-        hf_cmd = COLD_HF[:2] + [COLD_HF[2].format(t=a.threads, prompt=PROMPT)]
-        res["cold_start_s"]["transformers"] = cold_start(hf_cmd, env, a.repeats)
-        res["ratio_vs_transformers"] = round(res["llmlab"]["tokens_per_s"] / res["transformers"]["tokens_per_s"], 2)
-        res["cold_start_speedup_vs_transformers"] = round(
-            res["cold_start_s"]["transformers"] / res["cold_start_s"]["llmlab_generate"], 2)
-    res["ratio_vs_llama_cpp_raw"] = round(res["llmlab"]["tokens_per_s"] / res["llama_cpp_raw"]["tokens_per_s"], 3)
-    res["targets"] = {
-        "ratio_vs_transformers>=6": res.get("ratio_vs_transformers", 0) >= 6,
-        "ratio_vs_llama_cpp_raw>=0.95": res["ratio_vs_llama_cpp_raw"] >= 0.95,
-        "cold_start<=2s": res["cold_start_s"]["llmlab_generate"] <= 2.0,
-        "cold_start_speedup>=5": res.get("cold_start_speedup_vs_transformers", 0) >= 5,
-    }
+    if a.llmlab_only:
+        print(json.dumps(_llmlab_in_process(a.threads, a.new_tokens, a.repeats)))
+        return
+
+    burner = None
+    if a.competing_load:
+        burner = multiprocessing.Process(target=_burn, daemon=True)
+        burner.start()
+        time.sleep(1.0)  # let the load show before llmlab samples it
+    try:
+        res = run(a)
+    finally:
+        if burner is not None:
+            burner.terminate()
     print(json.dumps(res, ensure_ascii=False))
+
+
+def run(a: argparse.Namespace) -> dict:
+    from llmlab.models.spec import bundled_path
+
+    cores = len(os.sched_getaffinity(0))
+    res: dict = {"bench": "generation", "model": "smollm2-135m", "new_tokens": a.new_tokens,
+                 "prompt_tokens": a.prompt_tokens, "decoding": "greedy, fixed length (end token banned)",
+                 "cpus": cores, "competing_load": a.competing_load, "load_average_at_start": os.getloadavg(),
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "notes": []}
+    # llmlab's default (its own start-up choice) first, then the same thread count for every peer
+    res["llmlab_default"] = bench_llmlab(a.threads, a.new_tokens, a.repeats)
+    threads = res["llmlab_default"]["threads"]
+    res["threads"] = threads
+    gguf = str(bundled_path("smollm2-135m"))
+    peers_mod, exe = None, None
+    if a.skip_peers:
+        res["notes"].append("llama-bench rows skipped (--skip-peers)")
+    else:
+        peers_mod = load_peers()
+        try:
+            exe = peers_mod.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_bench"]
+        except peers_mod.PeerBuildError as e:
+            res["notes"].append(f"llama-bench rows skipped: {e}")
+            print(f"NOTE: llama-bench rows skipped: {e}", file=sys.stderr)
+    if exe:
+        res["llama_bench"] = bench_llama_bench(exe, gguf, threads, a.prompt_tokens, a.new_tokens, a.repeats)
+    res["llama_cpp_python"] = bench_llama_cpp_python(threads, a.new_tokens, a.repeats)
+    if not a.skip_transformers:
+        res["transformers"] = bench_transformers(threads, a.new_tokens, a.repeats)
+    ours = res["llmlab_default"]
+    res["ratios"] = {
+        "decode_vs_llama_bench_tg": ratio(ours["decode_tokens_per_s"], res.get("llama_bench", {}).get("decode_tokens_per_s")),
+        "prefill_vs_llama_bench_pp": ratio(ours["prefill_tokens_per_s"], res.get("llama_bench", {}).get("prefill_tokens_per_s")),
+        "decode_vs_llama_cpp_python": ratio(ours["decode_tokens_per_s"], res["llama_cpp_python"]["decode_tokens_per_s"]),
+        "decode_vs_transformers": ratio(ours["decode_tokens_per_s"], res.get("transformers", {}).get("decode_tokens_per_s")),
+    }
+    if not a.skip_sweep:  # fixed thread counts vs the default choice, same run
+        sweep = {t: bench_llmlab(t, a.new_tokens, a.repeats)["decode_tokens_per_s"] for t in range(1, cores + 1)}
+        best_t = max(sweep, key=sweep.__getitem__)
+        res["thread_sweep"] = {"fixed": sweep, "best_fixed": best_t,
+                               "default": {"threads": threads, "tokens_per_s": ours["decode_tokens_per_s"]}}
+        res["ratios"]["default_vs_best_fixed"] = ratio(ours["decode_tokens_per_s"], sweep[best_t])
+    r = res["ratios"]
+    res["targets"] = {
+        "decode>=0.95x_llama_bench_tg": None if r["decode_vs_llama_bench_tg"] is None else r["decode_vs_llama_bench_tg"] >= 0.95,
+        ("default>=0.8x_best_fixed (busy)" if a.competing_load else "default>=0.95x_best_fixed (idle)"):
+            None if "default_vs_best_fixed" not in r else r["default_vs_best_fixed"] >= (0.8 if a.competing_load else 0.95),
+    }
+    env = {**os.environ, "LLMLAB_LEDGER": "false"}
+    res["cold_start_s"] = {"llmlab_generate": cold_start(COLD_LLMLAB, env, a.repeats)}
+    return res
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""Server benchmark: aggregate tokens/s and time to first token for 1, 4 and 8 streaming clients.
+"""Server benchmark: llmlab vs llama-server vs llama-cpp-python's server, same GGUF, same client code.
 
-The server (``llmlab serve`` on the bundled smollm2-135m, llama.cpp) runs in its own
-process; the clients are coroutines in this one asyncio process (httpx.AsyncClient), so
-they do not take a core from decoding. Every client streams one chat completion of up
-to ``--new-tokens`` tokens with its own prompt, all started together; aggregate tokens/s
-is all completion tokens over the round's wall time. Prints one JSON object.
+Each server runs alone in its own process on the bundled smollm2-135m GGUF file (the very
+file the lab serves), with the same thread count; the clients are coroutines in this
+asyncio process (httpx.AsyncClient). Every client streams one chat completion; outputs
+have a fixed length (``ignore_eos`` / ``min_tokens``: the end token is not allowed before
+``--new-tokens``), all clients start together. Per server and client count: aggregate
+tokens/s (all completion tokens over the round's wall time), time to first token p50/p95
+and inter-token gap p95; plus a mixed-length round (8 clients, 16–128 tokens). A raw
+reference measures batches of 1 and 8 sequences decoded through the binding with no server
+at all. Prints one JSON object with llmlab's ratios to llama-server (targets of issue 15).
 
-Targets (issue 7): aggregate tokens/s at 8 clients ≥ 2× one client; p95 time to first
-token at 8 clients ≤ 3 s.
+    python bench/serve.py [--threads N] [--new-tokens 64] [--rounds 2] [--clients 1,4,8]
+                          [--servers llmlab,llama-server,llama-cpp-python] [--skip-peers]
 
-    python bench/serve.py [--threads N] [--new-tokens 128] [--rounds 2] [--clients 1,4,8]
+llama-server comes from bench/peers.py (built on first use, ~10 min, cached); without a
+compiler or cmake its row is skipped with a note.
 """
 from __future__ import annotations
 
@@ -22,13 +27,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
 TOPICS = ["a dragon who learns to bake bread", "a lighthouse keeper and a lost whale", "a robot gardener on Mars",
           "two rival chess clubs in a small town", "a cat that runs a library", "the first snow in a desert city",
           "a violin found in an attic", "a train that only runs at midnight"]
 MODEL = "smollm2-135m"
+MIXED = [16, 128, 32, 64, 16, 128, 32, 64]  # the mixed-length round's max_tokens, one per client
+
+
+def load_peers():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("llmlab_bench_peers", HERE / "peers.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def free_port() -> int:
@@ -37,115 +54,262 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, threads: int | None, home: str) -> subprocess.Popen:
+# -- the servers ---------------------------------------------------------------------------------------
+def llmlab_cmd(port: int, threads: int | None, gguf: str) -> list[str]:
     cmd = [sys.executable, "-m", "llmlab.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--model", MODEL, "--no-ui"]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    env = {**os.environ, "LLMLAB_HOME": home}  # OpenMP policy as `llmlab serve` runs by default (or yours)
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "--model", MODEL, "--no-ui", "--parallel", "8"]
+    return cmd + (["--threads", str(threads)] if threads else [])
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> dict:
+def llama_server_cmd(exe: str, port: int, threads: int, gguf: str) -> list[str]:
+    return [exe, "-m", gguf, "--host", "127.0.0.1", "--port", str(port), "-t", str(threads), "-tb", str(threads),
+            "-c", "4096", "--parallel", "8", "--cont-batching", "--no-webui", "-a", MODEL]
+
+
+def llama_cpp_python_cmd(port: int, threads: int, gguf: str) -> list[str]:
+    return [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", MODEL, "--host", "127.0.0.1",
+            "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", "4096",
+            "--interrupt_requests", "False"]  # its default drops a running stream when another request comes
+
+
+def start(cmd: list[str], home: str) -> subprocess.Popen:
+    env = {**os.environ, "LLMLAB_HOME": home, "LLMLAB_LEDGER": "false"}
+    env.pop("LLMLAB_THREADS", None)  # the command line says the threads
+    log = open(Path(home) / "server.log", "w+")  # a file, not a pipe: a chatty server would block on a full pipe
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def log_tail(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read()[-3000:]  # type: ignore[attr-defined]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 180) -> dict:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited early:\n{proc.stderr.read()}")
+            raise RuntimeError(f"the server exited early:\n{log_tail(proc)}")
         try:
-            h = httpx.get(url + "/health", timeout=2).json()
-            if h.get("models"):
-                return h
+            r = httpx.get(url + path, timeout=2)
+            if r.status_code == 200:
+                return r.json()
         except (httpx.HTTPError, ValueError):
             pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready in time")
+        time.sleep(0.3)
+    raise RuntimeError(f"the server did not become ready in time:\n{log_tail(proc)}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    proc.log.close()  # type: ignore[attr-defined]
+
+
+# -- the client (the same for every server) ---------------------------------------------------------
+#: per server, what the request adds to hold back the end token (llama-cpp-python's server
+#: ignores min_tokens in chat; an OpenAI logit_bias on SmolLM2's end tokens does it there)
+FIXED_LENGTH = {"llama-cpp-python": {"logit_bias": {"0": -100.0, "2": -100.0}}}
+EXTRA: dict = {}
 
 
 async def one_client(client, i: int, new_tokens: int) -> dict:
-    body = {"model": MODEL, "stream": True, "max_tokens": new_tokens, "temperature": 0,
+    body = {**EXTRA, "model": MODEL, "stream": True, "max_tokens": new_tokens, "temperature": 0,
+            "ignore_eos": True, "min_tokens": new_tokens,  # fixed-length outputs (llmlab, llama-server / the binding)
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]}
     t0 = time.perf_counter()
-    first, tokens = None, 0
+    stamps: list[float] = []
+    usage = None
     async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-        r.raise_for_status()
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:300]!r}")
         async for line in r.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             ev = json.loads(line[6:])
-            if ev.get("choices") and ev["choices"][0]["delta"].get("content") and first is None:
-                first = time.perf_counter() - t0
+            if ev.get("choices") and (ev["choices"][0].get("delta") or {}).get("content"):
+                stamps.append(time.perf_counter())
             if ev.get("usage"):
-                tokens = ev["usage"]["completion_tokens"]
-    return {"ttft_s": first if first is not None else time.perf_counter() - t0,
-            "tokens": tokens, "latency_s": time.perf_counter() - t0}
+                usage = ev["usage"].get("completion_tokens")
+    end = time.perf_counter()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {"ttft_s": (stamps[0] if stamps else end) - t0, "tokens": usage if usage else len(stamps), "gaps": gaps}
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     v = sorted(values)
     k = (len(v) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-async def run_rounds(url: str, clients: list[int], rounds: int, new_tokens: int) -> list[dict]:
+async def run_round(client, sizes: list[int], offset: int) -> tuple[list[dict], float]:
+    t0 = time.perf_counter()
+    res = await asyncio.gather(*(one_client(client, offset + i, n) for i, n in enumerate(sizes)))
+    return list(res), time.perf_counter() - t0
+
+
+def summarize(label: str | int, runs: list[tuple[list[dict], float]]) -> dict:
+    rates = [sum(x["tokens"] for x in res) / wall for res, wall in runs]
+    ttfts = [x["ttft_s"] for res, _ in runs for x in res]
+    gaps = [g for res, _ in runs for x in res for g in x["gaps"]]
+    return {"clients": label, "aggregate_tokens_per_s": round(statistics.median(rates), 2),
+            "ttft_p50_s": round(pct(ttfts, 0.5), 3), "ttft_p95_s": round(pct(ttfts, 0.95), 3),
+            "inter_token_p95_s": round(pct(gaps, 0.95), 4),
+            "completion_tokens_per_round": [sum(x["tokens"] for x in res) for res, _ in runs]}
+
+
+async def measure(url: str, clients: list[int], rounds: int, new_tokens: int) -> list[dict]:
     import httpx
 
-    limits = httpx.Limits(max_connections=max(clients) * 2, max_keepalive_connections=max(clients))
+    limits = httpx.Limits(max_connections=max(clients + [8]) * 2, max_keepalive_connections=max(clients + [8]))
     out = []
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-        await one_client(client, 0, 8)  # warm-up: first-request costs are not what is measured
+        await run_round(client, [8], 0)  # warm-up: first-request costs are not what is measured
         for n in clients:
-            ttfts, rates, totals = [], [], []
-            for r in range(rounds):
-                t0 = time.perf_counter()
-                res = await asyncio.gather(*(one_client(client, r * n + i, new_tokens) for i in range(n)))
-                wall = time.perf_counter() - t0
-                tokens = sum(x["tokens"] for x in res)
-                ttfts += [x["ttft_s"] for x in res]
-                rates.append(tokens / wall)
-                totals.append(tokens)
-            out.append({"clients": n, "aggregate_tokens_per_s": round(statistics.median(rates), 2),
-                        "ttft_p50_s": round(pct(ttfts, 0.5), 3), "ttft_p95_s": round(pct(ttfts, 0.95), 3),
-                        "ttft_max_s": round(max(ttfts), 3), "completion_tokens_per_round": totals,
-                        "rounds": rounds})
+            out.append(summarize(n, [await run_round(client, [new_tokens] * n, r * n) for r in range(rounds)]))
+        out.append(summarize("8 mixed", [await run_round(client, MIXED, r * 8) for r in range(rounds)]))
+    return out
+
+
+# -- the raw reference: the binding with no server --------------------------------------------------
+def _raw_in_process(threads: int, new_tokens: int) -> dict:
+    """Batches of 1 and 8 sequences decoded greedily through llama.cpp's batch API (llmlab's engine,
+    no scheduler, no server, no sampling beyond an arg-max): the ceiling a server can approach."""
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path(MODEL)), n_ctx=4096, threads=threads)
+    out = {}
+    for n in (1, 8):
+        rates = []
+        for _ in range(2):
+            for s in range(eng.n_slots):
+                eng.drop(s)
+            prompts = [(s, eng.tokenize(f"Write a long story about {TOPICS[s]}.", True)) for s in range(n)]
+            logits = eng.prefill(prompts)
+            toks = [int(np.argmax(lg)) for lg in logits]
+            t0 = time.perf_counter()
+            for _ in range(new_tokens):
+                logits = eng.step([(s, t) for s, t in zip(range(n), toks)])
+                toks = [int(np.argmax(lg)) for lg in logits]
+            rates.append(n * new_tokens / (time.perf_counter() - t0))
+        out[f"batch_{n}_tokens_per_s"] = round(max(rates), 2)
+    eng.close()
+    return out
+
+
+def raw_reference(threads: int, new_tokens: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    r = subprocess.run([sys.executable, __file__, "--_raw-only", "--threads", str(threads), "--new-tokens",
+                        str(new_tokens)], check=True, capture_output=True, text=True, env=env)
+    return {**json.loads(r.stdout.strip().splitlines()[-1]), "threads": threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+
+
+# -- main ---------------------------------------------------------------------------------------------
+def bench_server(name: str, cmd: list[str], ready_path: str, args, clients: list[int]) -> tuple[dict, dict]:
+    port = int(cmd[cmd.index("--port") + 1])
+    url = f"http://127.0.0.1:{port}"
+    EXTRA.clear()
+    EXTRA.update(FIXED_LENGTH.get(name, {}))
+    with tempfile.TemporaryDirectory(prefix="llmlab-bench-serve-") as home:
+        proc = start(cmd, home)
+        try:
+            ready = wait_ready(url, proc, ready_path)
+            print(f"bench: {name} ready on {url}", file=sys.stderr)
+            row = {"server": name, "results": asyncio.run(measure(url, clients, args.rounds, args.new_tokens))}
+            if name == "llmlab":  # the thread count (and why) llmlab chose
+                import httpx
+
+                m = httpx.get(url + "/health", timeout=5).json()["models"][0]
+                row["threads"] = m.get("threads")
+            return row, ready
+        finally:
+            stop(proc)
+
+
+def ratios(ours: dict, peer: dict) -> dict:
+    by_peer = {r["clients"]: r for r in peer["results"]}
+    out = {}
+    for r in ours["results"]:
+        p = by_peer.get(r["clients"])
+        if p and p["aggregate_tokens_per_s"]:
+            out[str(r["clients"])] = {
+                "aggregate": round(r["aggregate_tokens_per_s"] / p["aggregate_tokens_per_s"], 3),
+                "ttft_p95_ours_minus_peer_s": round(r["ttft_p95_s"] - p["ttft_p95_s"], 3)}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads in the server (default: its own)")
-    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="threads for every server (default: llmlab's choice)")
+    ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--clients", default="1,4,8")
+    ap.add_argument("--servers", default="llmlab,llama-server,llama-cpp-python")
+    ap.add_argument("--skip-peers", action="store_true", help="llmlab only (no build of llama-server)")
+    ap.add_argument("--_raw-only", dest="raw_only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.raw_only:
+        print(json.dumps(_raw_in_process(args.threads, args.new_tokens)))
+        return
+    from llmlab.models.spec import bundled_path
+
+    gguf = str(bundled_path(MODEL))
     clients = [int(x) for x in args.clients.split(",")]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="llmlab-bench-serve-") as home:
-        proc = start_server(port, args.threads, home)
+    servers = [s for s in args.servers.split(",") if s]
+    report: dict = {"bench": "serve", "model": MODEL, "gguf": gguf, "new_tokens": args.new_tokens,
+                    "cpus": len(os.sched_getaffinity(0)), "load_average_at_start": os.getloadavg(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": [], "notes": []}
+    threads = args.threads
+    if "llmlab" in servers:
+        row, _ = bench_server("llmlab", llmlab_cmd(free_port(), threads, gguf), "/health/ready", args, clients)
+        report["rows"].append(row)
+        threads = threads or row.get("threads")  # the peers get the count llmlab chose
+    if threads is None:
+        from llmlab.threads import choose
+
+        threads = choose().threads
+    report["threads"] = threads
+    if not args.skip_peers and "llama-server" in servers:
+        peers = load_peers()
         try:
-            health = wait_ready(url, proc)
-            results = asyncio.run(run_rounds(url, clients, args.rounds, args.new_tokens))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    by_n = {r["clients"]: r for r in results}
-    report = {
-        "bench": "serve", "model": MODEL, "new_tokens": args.new_tokens,
-        "threads": {"server_llamacpp": health["models"][0].get("threads"), "client_process": threading.active_count(),
-                    "cpus": len(os.sched_getaffinity(0)), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")},
-        "results": results,
-    }
-    if 1 in by_n and 8 in by_n:
-        speedup = by_n[8]["aggregate_tokens_per_s"] / max(by_n[1]["aggregate_tokens_per_s"], 1e-9)
-        report["speedup_8_vs_1"] = round(speedup, 2)
-        report["targets"] = {"aggregate_8_ge_2x_1": speedup >= 2.0, "ttft_p95_8_le_3s": by_n[8]["ttft_p95_s"] <= 3.0}
+            exe = peers.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_server"]
+            row, _ = bench_server("llama-server", llama_server_cmd(exe, free_port(), threads, gguf), "/health", args,
+                                  clients)
+            report["rows"].append(row)
+        except peers.PeerBuildError as e:
+            report["notes"].append(f"llama-server row skipped: {e}")
+            print(f"NOTE: llama-server row skipped: {e}", file=sys.stderr)
+    if not args.skip_peers and "llama-cpp-python" in servers:
+        try:
+            import llama_cpp.server.app  # noqa: F401
+        except ImportError as e:
+            report["notes"].append(f"llama-cpp-python server row skipped: {e} (pip install 'llama-cpp-python[server]')")
+        else:
+            row, _ = bench_server("llama-cpp-python", llama_cpp_python_cmd(free_port(), threads, gguf), "/v1/models",
+                                  args, clients)
+            report["rows"].append(row)
+    report["raw_binding"] = raw_reference(threads, args.new_tokens)
+    rows = {r["server"]: r for r in report["rows"]}
+    if "llmlab" in rows and "llama-server" in rows:
+        report["llmlab_vs_llama_server"] = ratios(rows["llmlab"], rows["llama-server"])
+        r = report["llmlab_vs_llama_server"]
+        report["targets"] = {"1_client>=0.95x": r.get("1", {}).get("aggregate", 0) >= 0.95,
+                             "8_clients>=1.0x": r.get("8", {}).get("aggregate", 0) >= 1.0,
+                             "8_clients_ttft_p95<=peer": r.get("8", {}).get("ttft_p95_ours_minus_peer_s", 1) <= 0}
     print(json.dumps(report, ensure_ascii=False))
 
 

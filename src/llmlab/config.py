@@ -61,7 +61,7 @@ class Settings(HomeTomlSettings):
 
     home: Path = Field(default_factory=default_home)
     default_model: str = "smollm2-135m"
-    threads: int | None = None  # llama.cpp threads; None = physical cores (min 1)
+    threads: int | None = None  # llama.cpp threads; None = chosen at start-up from cores and load (llmlab.threads)
     context_length: int | None = None  # n_ctx for local models; None = min(model's, 4096)
     ledger: bool = True  # record every generation in the run ledger
     # the ledger stores texts with personal data masked ([PHONE_1]); true keeps them raw
@@ -99,9 +99,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def default_threads() -> int:
-    """Threads for CPU decoding: the cores this process may use (at least 1)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, n)
+    """Threads for CPU decoding when none is configured: the cores left free by other work,
+    chosen once per process (see :mod:`llmlab.threads`)."""
+    from .threads import choose
+
+    return choose().threads

@@ -96,3 +96,9 @@ class BusyError(LLMLabError):
     def __init__(self, message: str, retry_after_s: float = 1.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QueueTimeoutError(BusyError):
+    """A request waited in a model's queue longer than its timeout (the server answers 503)."""
+
+    code = "queue_timeout"

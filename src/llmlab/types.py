@@ -50,7 +50,9 @@ class GenerationParams:
     """The generation controls every learner meets, with Hugging Face ``generate`` semantics.
 
     * ``max_new_tokens`` bounds the generated tokens; ``max_length`` bounds prompt + generated
-      (``max_new_tokens`` wins when both are given).
+      (``max_new_tokens`` wins when both are given). ``min_new_tokens`` keeps the
+      end-of-generation token from being chosen before that many tokens (benchmarks use it
+      for fixed-length outputs; stop strings still end a sequence).
     * ``do_sample=None`` means: sample when ``temperature > 0``, greedy when it is 0.
       ``do_sample=False`` is greedy whatever the temperature.
     * ``top_k=0`` and ``top_p=1.0`` switch those filters off; ``repetition_penalty=1.0`` is off;
@@ -68,6 +70,7 @@ class GenerationParams:
 
     max_new_tokens: int | None = None
     max_length: int | None = None
+    min_new_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 50
@@ -95,6 +98,8 @@ class GenerationParams:
 
         if self.max_new_tokens is not None and self.max_new_tokens < 0:
             bad("max_new_tokens", "must be ≥ 0")
+        if self.min_new_tokens < 0:
+            bad("min_new_tokens", "must be ≥ 0 (0 switches it off)")
         if self.max_length is not None and self.max_length < 1:
             bad("max_length", "must be ≥ 1")
         if self.temperature < 0:
@@ -236,9 +241,14 @@ class Completion:
 
     @property
     def tokens_per_s(self) -> float:
-        if self.latency_s <= 0:
+        """Decode speed: tokens after the first over the time after the first (the prompt's
+        evaluation is not in it, as in llama-bench's tg); end to end when that is unknown."""
+        n, t = self.usage.completion_tokens, self.latency_s
+        if self.first_token_s is not None and n > 1 and t - self.first_token_s > 0:
+            n, t = n - 1, t - self.first_token_s
+        if t <= 0:
             return 0.0
-        return round(self.usage.completion_tokens / self.latency_s, 3)
+        return round(n / t, 3)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -66,7 +66,7 @@ def test_closing_a_stream_cancels_and_frees_its_slots():
     deadline = time.time() + 5
     while time.time() < deadline and m.backend.scheduler.load["active"]:
         time.sleep(0.01)
-    assert m.backend.scheduler.load == {"active": 0, "waiting": 0, "free_slots": 8}
+    assert m.backend.scheduler.load == {"active": 0, "waiting": 0, "free_slots": 8, "slots": 8}
     assert m.generate("y", max_new_tokens=3, temperature=0).usage.completion_tokens == 3
 
 
@@ -222,3 +222,25 @@ def test_the_decode_loop_lowers_the_gil_switch_interval_but_never_raises_it():
         assert sys.getswitchinterval() == pytest.approx(0.0001)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_request_that_waits_past_the_queue_timeout_fails_and_the_next_is_served():
+    from llmlab.errors import QueueTimeoutError
+
+    m = fake(delay_s=0.01, parallel=1, queue_timeout_s=0.2, context_length=4096)
+    busy = m.stream("x", max_new_tokens=3000, temperature=0)
+    next(iter(busy))  # the only slot is taken for ~30 s
+    with pytest.raises(QueueTimeoutError) as e:
+        m.generate("y", max_new_tokens=2, temperature=0)
+    assert e.value.retry_after_s >= 1 and "waited" in str(e.value)
+    busy.close()  # the slot frees; a new request is served at once
+    assert m.generate("y", max_new_tokens=2, temperature=0).usage.completion_tokens == 2
+    m.close()
+
+
+def test_min_new_tokens_holds_back_the_end_token():
+    m = fake(replies=["hi"])
+    assert m.generate("p", max_new_tokens=20, temperature=0).usage.completion_tokens == 3  # "h", "i", end
+    c = m.generate("p", max_new_tokens=20, min_new_tokens=9, temperature=0)
+    assert c.usage.completion_tokens >= 9 and c.text.startswith("hi")
+    m.close()

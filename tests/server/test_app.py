@@ -7,6 +7,7 @@ import sys
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from .conftest import make_app
@@ -70,3 +71,73 @@ def test_llmlab_serve_runs_a_real_server(tmp_path):
         out, _ = proc.communicate(timeout=20)
     assert "sk-process-key-1" not in out  # the key is never logged
     assert "127.0.0.1" in out
+
+
+@pytest.mark.slow
+def test_sigterm_ends_streams_flushes_the_ledger_and_exits_cleanly(tmp_path):
+    """A real `llmlab serve` on the bundled model: SIGTERM during a long stream ends that stream
+    (finished or cut at the grace period), the process exits 0 and the ledger is closed and whole."""
+    import signal
+    import socket
+    import sqlite3
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LLMLAB_HOME": str(tmp_path), "LLMLAB_THREADS": "1", "LLMLAB_SERVER_SHUTDOWN_GRACE_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "llmlab.cli.main", "serve", "--port", str(port), "--no-ui",
+                             "--model", "smollm2-135m"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        done = httpx.post(url + "/v1/chat/completions", timeout=120, json={
+            "model": "smollm2-135m", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
+        assert done.status_code == 200
+        got: dict = {"lines": []}
+        streaming = threading.Event()
+
+        def read_stream() -> None:
+            try:
+                with httpx.stream("POST", url + "/v1/chat/completions", timeout=120, json={
+                        "model": "smollm2-135m", "stream": True, "max_tokens": 4000, "ignore_eos": True,
+                        "messages": [{"role": "user", "content": "Write a very long story."}]}) as r:
+                    for line in r.iter_lines():
+                        got["lines"].append(line)
+                        streaming.set()
+            except httpx.HTTPError as e:  # cut at the grace period: the connection closes
+                got["error"] = e
+            streaming.set()
+
+        reader = threading.Thread(target=read_stream)
+        reader.start()
+        assert streaming.wait(60)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        reader.join(30)
+        assert not reader.is_alive(), "the stream did not end after SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # uvicorn re-raises the signal once it has shut down, so "killed by SIGTERM" is a clean exit too
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out and "Traceback" not in out, out
+    assert got["lines"], "the stream had started"
+    ledger = tmp_path / "ledger.db"
+    assert not (tmp_path / "ledger.db-wal").exists() or (tmp_path / "ledger.db-wal").stat().st_size == 0, \
+        "the ledger was not closed (its write-ahead log was left behind)"
+    db = sqlite3.connect(ledger)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 1
+    finally:
+        db.close()

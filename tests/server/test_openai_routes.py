@@ -22,7 +22,10 @@ def test_health_lists_loaded_models(client_for):
     c = client_for(models=["preloaded"])
     h = c.get("/health").json()
     assert h["status"] == "ok" and [m["name"] for m in h["models"]] == ["preloaded"]
-    assert h["models"][0]["load"] == {"active": 0, "waiting": 0, "free_slots": 8}
+    assert h["models"][0]["load"] == {"active": 0, "waiting": 0, "free_slots": 8, "slots": 8}
+    assert (h["ready"], h["slots_busy"], h["slots_free"], h["queue"]) == (True, 0, 8, 0)
+    assert c.get("/health/live").json() == {"status": "alive"}
+    assert c.get("/health/ready").json() == {"status": "ready"}
 
 
 def test_chat_completion_shape(client_for):

@@ -33,7 +33,7 @@ def test_client_disconnect_stops_generation():
                 sched = pool.get_loaded("m").backend.scheduler
                 assert sched.load["active"] == 1
             # leaving the block closes the connection mid-stream
-        assert wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8}), sched.load
+        assert wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8, "slots": 8}), sched.load
         assert wait_until(lambda: app.state.lab.admission.in_flight == 0)
         assert pool.loaded()[0]["in_use"] == 0
         completed = pool.get_loaded("m").backend.engine  # the fake engine: nothing left running in its slots
@@ -125,7 +125,7 @@ def test_client_disconnect_stops_a_non_streaming_generation(path, body):
         _abandon_after(url, path, {"model": "m", "max_tokens": 4000, **body}, seconds=1.5)
         sched = pool.get_loaded("m").backend.scheduler
         # freed long before the 40 s the generation would run (15 s leaves room for a loaded machine)
-        assert wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8}, 15), sched.load
+        assert wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8, "slots": 8}, 15), sched.load
         assert wait_until(lambda: app.state.lab.admission.in_flight == 0)
         assert pool.loaded()[0]["in_use"] == 0
         # the server goes on answering: a short request on the same model still works

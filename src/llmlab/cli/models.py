@@ -116,8 +116,14 @@ def fit_cmd(model: str, load_in, quant, context, train, batch_size, seq_len, lor
     r = estimate_fit(model, settings=get_settings(), load_in=load_in, quant=quant, context=context, train=train,
                      batch_size=batch_size, seq_len=seq_len, lora_rank=lora_rank,
                      gradient_checkpointing=gradient_checkpointing)
+    threads = None
+    if r.runtime == "llama.cpp" and r.mode == "inference":
+        from ..threads import resolve
+
+        n, why = resolve(get_settings().threads)
+        threads = {"threads": n, "reason": why}
     if as_json:
-        emit_json(r.to_dict())
+        emit_json({**r.to_dict(), **({"threads": threads} if threads else {})})
         return
     click.echo(f"{r.model}: {r.runtime} on {r.device}, {r.mode}, weights {r.weights}, "
                + (f"batch {r.batch_size} × {r.seq_len} tokens" if r.mode != "inference" else f"context {r.context}"))
@@ -129,6 +135,8 @@ def fit_cmd(model: str, load_in, quant, context, train, batch_size, seq_len, lor
     m = r.machine
     click.echo(f"machine: RAM {_gib(m.ram_available)} available of {_gib(m.ram_total)}"
                + (f"; GPU {m.gpu_name}: {_gib(m.gpu_free)} free of {_gib(m.gpu_total)}" if m.gpu_total else "; no CUDA GPU"))
+    if threads:
+        click.echo(f"threads: {threads['reason']}")
     click.echo(r.verdict)
 
 

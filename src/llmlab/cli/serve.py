@@ -24,16 +24,21 @@ from .common import fail, handle_errors
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin (repeatable).")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model.")
 @click.option("--queue-size", type=int, default=None, help="Requests waiting per model before 429.")
+@click.option("--queue-timeout", "queue_timeout_s", type=float, default=None,
+              help="Seconds a request may wait for a slot before 503 + Retry-After (default 60).")
+@click.option("--parallel", type=int, default=None,
+              help="Batch slots per local model: streams decoded together in one batch (default 8).")
 @click.option("--no-ui", is_flag=True, help="Serve the API only, no web UI at /.")
 @handle_errors
-def serve(host, port, models, api_keys, api_keys_file, cors_origins, threads, queue_size, no_ui) -> None:
+def serve(host, port, models, api_keys, api_keys_file, cors_origins, threads, queue_size, queue_timeout_s, parallel,
+          no_ui) -> None:
     """Serve the lab: OpenAI-compatible /v1 API, /lab endpoints and the web UI."""
     from ..server.settings import load_server_settings
 
     settings = load_server_settings(
         host=host, port=port, models=list(models) or None, api_keys=list(api_keys) or None,
         api_keys_file=api_keys_file, cors_origins=list(cors_origins) or None, threads=threads, queue_size=queue_size,
-        ui=False if no_ui else None,
+        queue_timeout_s=queue_timeout_s, parallel=parallel, ui=False if no_ui else None,
     )
     try:
         import uvicorn
@@ -47,4 +52,6 @@ def serve(host, port, models, api_keys, api_keys_file, cors_origins, threads, qu
             else "no API keys (loopback only)")
     click.echo(f"llmlab serving on http://{settings.host}:{settings.port} — {auth}; API docs at /docs", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False,
+                # SIGTERM: streams may finish for this long, then are cancelled; the lifespan closes the stores
+                timeout_graceful_shutdown=settings.shutdown_grace_s)

@@ -1,7 +1,8 @@
 """Continuous batching: one decode thread steps every running request together.
 
 Requests are queued (bounded: a full queue raises :class:`~llmlab.errors.BusyError`
-instead of growing without limit) and admitted first-in, first-out as soon as the
+instead of growing without limit, and a request that waits longer than ``queue_timeout_s``
+fails with :class:`~llmlab.errors.QueueTimeoutError`) and admitted first-in, first-out as soon as the
 engine has free slots and KV-cache cells for them. Each step then samples the next token
 of *every* active sequence of *every* request and evaluates them all in one batched
 call — so eight clients share the model instead of waiting in line, and a single
@@ -14,13 +15,14 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import BackendError, BusyError, InvalidParameterError, LLMLabError
+from ..errors import BackendError, BusyError, InvalidParameterError, LLMLabError, QueueTimeoutError
 from ..types import Delta, GenerationParams, Sequence_
 from .decoding import RequestState, SlotEngine
 
@@ -41,14 +43,17 @@ class _Request:
     slots: list[int] = field(default_factory=list)
     logits: list[np.ndarray] = field(default_factory=list)
     cancelled: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class Scheduler:
     """Owns a :class:`SlotEngine` and runs its decode loop in a background thread."""
 
-    def __init__(self, engine: SlotEngine, *, max_waiting: int = 64, name: str = "llmlab-decode"):
+    def __init__(self, engine: SlotEngine, *, max_waiting: int = 64, queue_timeout_s: float | None = None,
+                 name: str = "llmlab-decode"):
         self.engine = engine
         self.max_waiting = max_waiting
+        self.queue_timeout_s = queue_timeout_s
         self._waiting: deque[_Request] = deque()
         self._active: list[_Request] = []
         self._free: list[int] = list(range(engine.n_slots))
@@ -103,7 +108,8 @@ class Scheduler:
     @property
     def load(self) -> dict[str, int]:
         with self._cv:
-            return {"active": len(self._active), "waiting": len(self._waiting), "free_slots": len(self._free)}
+            return {"active": len(self._active), "waiting": len(self._waiting), "free_slots": len(self._free),
+                    "slots": self.engine.n_slots}
 
     def close(self) -> None:
         with self._cv:
@@ -171,9 +177,29 @@ class Scheduler:
         idle = sum(self.engine.cached_len(s) for s in self._free)
         return idle + sum(r.state.cells for r in self._active)
 
+    def _expire(self) -> None:
+        """Fail the requests that have waited longer than ``queue_timeout_s`` (call with ``_cv`` held)."""
+        if self.queue_timeout_s is None or not self._waiting:
+            return
+        now = time.monotonic()
+        if now - self._waiting[0].queued_at <= self.queue_timeout_s:
+            return  # the oldest is within its time, so are the others
+        keep: deque[_Request] = deque()
+        for req in self._waiting:
+            waited = now - req.queued_at
+            if waited > self.queue_timeout_s and not req.cancelled:
+                req.out.put(QueueTimeoutError(
+                    f"the request waited {waited:.1f}s for a free slot of this model (the limit is "
+                    f"{self.queue_timeout_s:g}s); try again shortly", retry_after_s=max(1.0, self.queue_timeout_s)))
+            elif not req.cancelled:
+                keep.append(req)
+        self._waiting = keep
+
     def _admit(self) -> None:
         """Admit waiting requests first-in, first-out while slots, KV cells and this step's
         prefill budget last, then evaluate all their prompts together in one batched prefill."""
+        with self._cv:
+            self._expire()
         admitted: list[_Request] = []
         budget = self.prefill_budget
         while True:

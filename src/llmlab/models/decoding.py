@@ -163,6 +163,12 @@ class RequestState:
                 if not np.isfinite(lg).any():
                     raise BackendError("constrained decoding reached a state where no token is allowed")
             tok = s.sampler.choose(lg)
+            while self._is_eog(tok) and len(s.tokens) < self.params.min_new_tokens:
+                lg = np.array(lg, dtype=np.float32, copy=True)  # min_new_tokens: not the end yet
+                lg[tok] = -np.inf
+                if not np.isfinite(lg).any():
+                    break
+                tok = s.sampler.choose(lg)
             if s.constraint is not None and not np.isfinite(lg[tok]):
                 raise BackendError("the sampler chose a token the output schema forbids (another parameter, such "
                                    "as no_repeat_ngram_size, banned every allowed token); relax that parameter")

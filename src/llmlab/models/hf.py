@@ -283,7 +283,7 @@ class TransformersBackend(LocalBackend):
             repetition_penalty=params.repetition_penalty, no_repeat_ngram_size=params.no_repeat_ngram_size,
             eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id, return_dict_in_generate=True,
-            output_logits=params.logprobs is not None,
+            output_logits=params.logprobs is not None, min_new_tokens=min(params.min_new_tokens, budget),
         )
         if params.sampling:  # set even at their defaults, so the model's generation_config cannot override them
             g.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p)

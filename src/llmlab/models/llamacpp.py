@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..config import Settings, default_threads
+from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
@@ -29,7 +29,7 @@ from .spec import ModelSpec
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CTX = 4096
-MAX_SEQS = 8  # parallel sequences one context serves (num_return_sequences, batching)
+MAX_SEQS = 8  # default parallel sequences one context serves (num_return_sequences, batching)
 
 
 def _import_llama_cpp():
@@ -49,14 +49,15 @@ def _quiet(verbose: bool) -> None:
 
 
 class LlamaCppEngine:
-    """One llama.cpp model + context with ``MAX_SEQS`` slots: the decode loop's ``SlotEngine``.
+    """One llama.cpp model + context with ``n_slots`` slots: the decode loop's ``SlotEngine``.
 
     Only the scheduler thread evaluates; tokenization may happen anywhere. What a slot
     holds stays in the KV cache after a request, so the next prompt that starts the same
     way (a growing chat) only evaluates its new tokens.
     """
 
-    def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False):
+    def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False,
+                 n_slots: int = MAX_SEQS):
         lc = self.lc = _import_llama_cpp()
         from llama_cpp import _internals
 
@@ -70,7 +71,7 @@ class LlamaCppEngine:
         cparams.n_ctx = n_ctx
         cparams.n_batch = min(n_batch, n_ctx)
         cparams.n_ubatch = min(n_batch, n_ctx)
-        cparams.n_seq_max = MAX_SEQS
+        cparams.n_seq_max = n_slots
         cparams.kv_unified = True  # sequences share the window: a forked prompt is stored once
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
@@ -82,11 +83,11 @@ class LlamaCppEngine:
         self.n_batch = int(cparams.n_batch)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
         self.threads = threads
-        self.n_slots = MAX_SEQS
+        self.n_slots = n_slots
         self.evaluated = 0  # tokens evaluated so far (prefix reuse shows as fewer)
-        self._batch = lc.llama_batch_init(max(self.n_batch, MAX_SEQS), 0, MAX_SEQS)
+        self._batch = lc.llama_batch_init(max(self.n_batch, n_slots), 0, n_slots)
         self._pieces: dict[int, bytes] = {}
-        self._tokens: list[list[int]] = [[] for _ in range(MAX_SEQS)]  # what each slot holds in the KV cache
+        self._tokens: list[list[int]] = [[] for _ in range(n_slots)]  # what each slot holds in the KV cache
 
     # -- vocabulary ----------------------------------------------------------------------
     def tokenize(self, text: str, add_special: bool) -> list[int]:
@@ -226,18 +227,23 @@ class LlamaCppBackend(LocalBackend):
 
     name = "llamacpp"
     supports_json_schema = True  # decoding is constrained by llama.cpp's grammar sampler
-    OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting"}
+    OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting", "parallel", "queue_timeout_s"}
 
     def __init__(self, spec: ModelSpec, *, n_ctx: int | None = None, threads: int | None = None, n_batch: int = 512,
-                 verbose: bool = False, chat_template: str | None = None, max_waiting: int = 64):
+                 verbose: bool = False, chat_template: str | None = None, max_waiting: int = 64,
+                 parallel: int = MAX_SEQS, queue_timeout_s: float | None = None):
         if not spec.path or not Path(spec.path).is_file():
             raise BackendError(f"GGUF file not found: {spec.path}")
         self.spec = spec
-        self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads or default_threads(), n_batch=n_batch,
-                                     verbose=verbose)
+        from ..threads import resolve
+
+        threads, why = resolve(threads)  # before llama.cpp loads: its OpenMP runtime reads the wait policy once
+        log.info("%s: %s", spec.name, why)
+        self.engine = LlamaCppEngine(spec.path, n_ctx=n_ctx, threads=threads, n_batch=n_batch,
+                                     verbose=verbose, n_slots=parallel)
         if spec.adapter:
             self.engine.attach_lora(self._gguf_lora(spec.adapter))
-        self.scheduler = Scheduler(self.engine, max_waiting=max_waiting)
+        self.scheduler = Scheduler(self.engine, max_waiting=max_waiting, queue_timeout_s=queue_timeout_s)
         meta = self.engine.metadata()
         template = meta.get("tokenizer.chat_template")
         self.chat_fallback = chat_template
@@ -246,7 +252,8 @@ class LlamaCppBackend(LocalBackend):
             chat_template_name="model" if template else f"fallback:{chat_template or 'plain'}",
             languages=spec.languages,
             extra={"path": spec.path, "n_ctx_train": self.engine.n_ctx_train, "n_vocab": self.engine.n_vocab,
-                   "architecture": meta.get("general.architecture"), "threads": self.engine.threads},
+                   "architecture": meta.get("general.architecture"), "threads": self.engine.threads,
+                   "threads_reason": why},
         )
 
     @staticmethod

@@ -71,6 +71,7 @@ class Model:
         self.spec = spec
         self.settings = settings
         self._ledger = ledger
+        self._owns_ledger = False  # set by load_model when it opened the ledger
         self._price = pricing.price_for(spec.remote_model, spec.price)
 
     # -- properties ----------------------------------------------------------------------
@@ -170,7 +171,10 @@ class Model:
         return c
 
     def close(self) -> None:
+        """Stop the backend; a ledger this handle opened itself is closed too (flushed to disk)."""
         self.backend.close()
+        if self._owns_ledger and self._ledger is not None:
+            self._ledger.close()
 
     def __enter__(self) -> "Model":
         return self
@@ -191,10 +195,13 @@ def load_model(name: str | None = None, *, backend: str | None = None, settings:
     spec = resolve(name or settings.default_model, settings, backend=backend)
     factory = BACKENDS.get(spec.backend)
     be = factory(spec, settings, **options)
+    opened = ledger is True
     if ledger is True:
         from ..ledger import Ledger
 
         ledger = Ledger.for_settings(settings) if settings.ledger else None
     elif ledger is False:
         ledger = None
-    return Model(be, spec, settings, ledger=ledger)
+    model = Model(be, spec, settings, ledger=ledger)
+    model._owns_ledger = opened
+    return model

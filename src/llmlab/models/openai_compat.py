@@ -148,6 +148,10 @@ def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile
                 f"Leave it at {unset}, or choose the profile of your server (LLMLAB_API_PROFILE or the profile "
                 f"option; profiles that take {name}: {takers})"
             )
+    if params.min_new_tokens and not extra_params:
+        raise UnsupportedParameterError(
+            f"min_new_tokens={params.min_new_tokens} is not part of the OpenAI API; leave it at 0, or load the "
+            "model with extra_params=True if the server accepts min_tokens (vLLM does)")
     if params.truncate != "error":
         raise UnsupportedParameterError(
             f"truncate={params.truncate!r} needs the model's tokenizer, which an API does not expose; "
@@ -156,6 +160,8 @@ def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile
     body: dict[str, Any] = {"max_tokens": max_tokens, "temperature": params.temperature if params.sampling else 0.0}
     if params.top_p != 1.0:
         body["top_p"] = params.top_p
+    if params.min_new_tokens:
+        body["min_tokens"] = params.min_new_tokens
     if params.num_return_sequences > 1:
         body["n"] = params.num_return_sequences
     if params.seed is not None:

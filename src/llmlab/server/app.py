@@ -145,17 +145,21 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
         for name in settings.models:  # preload: readiness means these answer at once
             lease = await lab.run(lab.pool.acquire, name)
             lease.release()
+        lab.ready = True
         yield
+        lab.ready = False
         lab.close()
 
-    app = FastAPI(title="llmlab", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="llmlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="LLM 실습실 — OpenAI-compatible API and lab endpoints. Errors use OpenAI's JSON shape.")
     app.state.lab = lab
     install_error_handlers(app)
 
-    from . import lab_routes, openai_routes
+    from . import docs, lab_routes, metrics, openai_routes
 
+    docs.install_docs(app)  # Swagger UI from the installed package: /docs works offline
     app.include_router(openai_routes.router)
+    app.include_router(metrics.router)
     app.include_router(openai_routes.v1)
     app.include_router(lab_routes.router)
     _document_errors(app, settings.auth_required)
@@ -168,6 +172,8 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(BodyLimit, settings=settings)
     _mount_ui(app, settings.ui, settings.max_upload_bytes)
+    lab.metrics.touch_routes(app.openapi().get("paths", {}))
+    app.add_middleware(metrics.RequestMetrics, metrics=lab.metrics)  # outermost: every answer is counted
     return app
 
 

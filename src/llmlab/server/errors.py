@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (BackendError, BusyError, ContextOverflowError, InputFileError, InvalidParameterError,
+from ..errors import (BackendError, BusyError, QueueTimeoutError, ContextOverflowError, InputFileError, InvalidParameterError,
                       LedgerError, LLMLabError, MissingDependencyError, ModelNotFoundError, RegistryError,
                       UnsupportedParameterError)
 from ..guard.budget import BudgetExceededError
@@ -61,6 +61,7 @@ STATUS: dict[type, int] = {
     BudgetExceededError: 402,
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
+    QueueTimeoutError: 503,
     BusyError: 429,
     ContextOverflowError: 400,
     InvalidParameterError: 400,

@@ -25,7 +25,7 @@ from .auth import api_key
 from .errors import error_event
 from .params import known_query_only
 from .schemas import (ChatCompletion, check_temperature, ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingList,
-                      EmbeddingRequest, Health, ModelCard, ModelList, TextCompletion)
+                      EmbeddingRequest, Health, ModelCard, ModelList, Probe, TextCompletion)
 from .state import Generation, LabState
 from .streaming import SSE_DOC, SSE_DONE, SSEResponse, sse_event
 
@@ -86,6 +86,10 @@ def generation_params(req: ChatCompletionRequest | CompletionRequest, settings: 
     elif max_tokens > ceiling:
         _invalid("max_tokens", f"{max_tokens} is above this server's ceiling of {ceiling} tokens")
     p["max_new_tokens"] = max_tokens
+    if req.ignore_eos:
+        p["min_new_tokens"] = max_tokens
+    elif req.min_tokens:
+        p["min_new_tokens"] = min(req.min_tokens, max_tokens)
     check_temperature(req.temperature)
     for name in ("temperature", "top_p", "seed", "top_k", "repetition_penalty", "no_repeat_ngram_size", "do_sample"):
         value = getattr(req, name)
@@ -279,10 +283,29 @@ async def collect_unless_disconnected(request: Request, gen: Generation) -> Comp
 # -- routes -------------------------------------------------------------------------------------------
 @router.get("/health", response_model=Health, tags=["server"])
 async def health(request: Request) -> dict[str, Any]:
-    """Readiness: the server answers, and which models are loaded (with their scheduler load)."""
+    """The server answers: loaded models (with their scheduler load), batch slots busy/free, queue length."""
     lab = lab_state(request)
-    return {"status": "ok", "version": __version__, "models": lab.pool.loaded(), "auth": lab.server.auth_required,
-            "in_flight": lab.admission.in_flight}
+    models = lab.pool.loaded()
+    loads = [m["load"] for m in models if m.get("load")]
+    free = sum(ld.get("free_slots", 0) for ld in loads)
+    return {"status": "ok", "version": __version__, "models": models, "auth": lab.server.auth_required,
+            "in_flight": lab.admission.in_flight, "ready": lab.ready,
+            "slots_busy": sum(ld.get("slots", 0) for ld in loads) - free, "slots_free": free,
+            "queue": sum(ld.get("waiting", 0) for ld in loads)}
+
+
+@router.get("/health/live", response_model=Probe, tags=["server"])
+async def health_live() -> dict[str, Any]:
+    """Liveness: the process serves HTTP (a restart would not help otherwise)."""
+    return {"status": "alive"}
+
+
+@router.get("/health/ready", response_model=Probe, tags=["server"], responses={503: {"model": Probe}})
+async def health_ready(request: Request) -> Any:
+    """Readiness: 200 once the preloaded models answer, 503 before that and while shutting down."""
+    if lab_state(request).ready:
+        return {"status": "ready"}
+    return JSONResponse({"status": "not_ready"}, status_code=503, headers={"Retry-After": "1"})
 
 
 def _cards(lab: LabState) -> list[dict[str, Any]]:

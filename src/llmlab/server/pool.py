@@ -203,6 +203,8 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
         options: dict[str, Any] = {}
         if spec.backend == "llamacpp":
             options["max_waiting"] = server.queue_size
+            options["parallel"] = server.parallel
+            options["queue_timeout_s"] = server.queue_timeout_s
             if server.threads:
                 options["threads"] = server.threads
         ledger: Any = True

@@ -76,6 +76,9 @@ class _Sampling(_Open):
     repetition_penalty: float | None = Field(None, ge=0.01, le=10)
     no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
     do_sample: bool | None = None
+    # fixed-length outputs, as vLLM and llama-server name them (benchmarks use them)
+    min_tokens: int | None = Field(None, ge=0)
+    ignore_eos: bool | None = None
 
 
 class ChatCompletionRequest(_Sampling):
@@ -215,3 +218,11 @@ class Health(BaseModel):
     models: list[LoadedModel]
     auth: bool
     in_flight: int
+    ready: bool = Field(description="the preloaded models answer and the server is not shutting down")
+    slots_busy: int = Field(description="batch slots decoding a request, all loaded models")
+    slots_free: int
+    queue: int = Field(description="requests waiting for a slot, all loaded models")
+
+
+class Probe(BaseModel):
+    status: Literal["alive", "ready", "not_ready"]

@@ -63,6 +63,9 @@ class ServerSettings(HomeTomlSettings):
     upload_types: list[str] = Field(default_factory=lambda: list(UPLOAD_TYPES))
     # -- concurrency -----------------------------------------------------------------------------
     queue_size: int = Field(32, ge=1, description="requests waiting per model before 429")
+    queue_timeout_s: float = Field(60.0, gt=0, description="a request waiting longer for a slot gets 503 + Retry-After")
+    parallel: int = Field(8, ge=1, le=64, description="batch slots per local model: streams decoded together")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="on SIGTERM, streams may finish for this long, then stop")
     max_concurrent_requests: int = Field(64, ge=1, description="generation requests in flight before 429")
     max_jobs: int = Field(2, ge=1, description="background jobs running at once (more wait)")
     # -- privacy and cost ------------------------------------------------------------------------

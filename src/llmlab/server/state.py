@@ -40,6 +40,7 @@ class Generation:
     stream: AsyncStream
     key_id: str
     first: Delta | None = None
+    clock: Any = None  # a metrics.Clock timing the streamed pieces
     _done: bool = field(default=False, repr=False)
 
     @property
@@ -59,6 +60,8 @@ class Generation:
             d = await self.stream.next()
             if d is None:
                 return
+            if self.clock is not None:
+                self.clock.piece()
             yield d
 
     async def collect(self) -> Completion:
@@ -85,6 +88,7 @@ class Generation:
         c = self.completion
         if c is not None:
             self.state.charge(self.key_id, self.model, c)
+            self.state.metrics.usage(self.lease.name, c.usage.prompt_tokens, c.usage.completion_tokens)
         self.lease.release()
         self.state.admission.exit()
 
@@ -108,6 +112,11 @@ class LabState:
         self._embedders: dict[str, Any] = {}
         self._embedder_lock = threading.Lock()
         self._ledger: Any = None
+        #: serving: set once the preloaded models answer, cleared when shutdown begins (/health/ready)
+        self.ready = False
+        from .metrics import ServerMetrics  # (metrics → auth → state: imported here, not at the top)
+
+        self.metrics = ServerMetrics(self, list(server.models) or [settings.default_model])
 
     # -- life cycle --------------------------------------------------------------------------------
     @property
@@ -163,6 +172,9 @@ class LabState:
 
     async def generation(self, model_name: str, key_id: str, start: Callable[[GuardedModel], Any]) -> Generation:
         """Start ``start(guarded_model)`` (which returns a stream) and fetch its first delta."""
+        from .metrics import Clock
+
+        clock = Clock(self.metrics, model_name)  # time to first token counts from here
         self.admission.enter()
         lease: Lease | None = None
         gen: Generation | None = None
@@ -171,8 +183,11 @@ class LabState:
             self.check_budget(key_id, lease.model)
             guarded = self.guard(lease.model)
             stream = await self.run(start, guarded)
-            gen = Generation(self, lease, guarded, AsyncStream(stream, self.executor), key_id)
+            gen = Generation(self, lease, guarded, AsyncStream(stream, self.executor), key_id,
+                             clock=clock)
             gen.first = await gen.stream.next()
+            if gen.first is not None:
+                clock.piece()
             return gen
         except BaseException:
             if gen is not None:
@@ -194,6 +209,7 @@ class LabState:
                 result = await self.run(fn, guarded)
                 for c in _completions(result):
                     self.charge(key_id, lease.model, c)
+                    self.metrics.usage(model_name, c.usage.prompt_tokens, c.usage.completion_tokens)
                 return result, guarded
             finally:
                 lease.release()

@@ -33,9 +33,8 @@ FAKE_TEMPLATE = (
 class _FakeEngine:
     """The fake's SlotEngine: logits from a script or from a hash of the context."""
 
-    n_slots = 8
-
-    def __init__(self, context_length: int, delay_s: float):
+    def __init__(self, context_length: int, delay_s: float, n_slots: int = 8):
+        self.n_slots = n_slots
         self.n_ctx = context_length
         self._delay = delay_s
         self._tokens: list[list[int]] = [[] for _ in range(self.n_slots)]
@@ -112,18 +111,19 @@ class FakeBackend(LocalBackend):
     name = "fake"
 
     def __init__(self, name: str = "fake", replies: Sequence[str] | None = None, context_length: int = 512,
-                 delay_s: float = 0.0, chat_template: str | None = FAKE_TEMPLATE):
+                 delay_s: float = 0.0, chat_template: str | None = FAKE_TEMPLATE, parallel: int = 8,
+                 max_waiting: int = 64, queue_timeout_s: float | None = None):
         self.info = ModelInfo(name=name, backend="fake", context_length=context_length, chat_template=chat_template,
                               languages="none (a test fake)")
         self.replies = list(replies) if replies is not None else None
         self.calls = 0
         self.prompts: list[str] = []
-        self.engine = _FakeEngine(context_length, delay_s)
-        self.scheduler = Scheduler(self.engine)
+        self.engine = _FakeEngine(context_length, delay_s, parallel)
+        self.scheduler = Scheduler(self.engine, max_waiting=max_waiting, queue_timeout_s=queue_timeout_s)
 
     @classmethod
     def load(cls, spec: ModelSpec, settings: Settings, **options: Any) -> "FakeBackend":
-        valid = {"replies", "context_length", "delay_s", "chat_template"}
+        valid = {"replies", "context_length", "delay_s", "chat_template", "parallel", "max_waiting", "queue_timeout_s"}
         unknown = set(options) - valid
         if unknown:
             raise InvalidParameterError(f"unknown option(s) for the fake backend: {sorted(unknown)}; valid: {sorted(valid)}")

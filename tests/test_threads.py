@@ -1,0 +1,44 @@
+"""The start-up thread policy: all cores when idle, the free ones (waiting passively) when busy."""
+from __future__ import annotations
+
+import pytest
+
+from llmlab import threads
+
+
+def test_idle_machine_uses_every_core_and_spins():
+    c = threads.decide(4, 0.1, "test")
+    assert (c.threads, c.wait_policy) == (4, "active") and "idle" in c.reason
+
+
+def test_one_busy_core_of_two_leaves_one_thread():
+    c = threads.decide(2, 1.0, "test")
+    assert c.threads == 1 and "1.0 busy" in c.reason
+
+
+def test_busy_cores_of_many_leave_the_rest_waiting_passively():
+    c = threads.decide(8, 3.2, "test")
+    assert (c.threads, c.wait_policy) == (5, "passive")
+
+
+def test_a_saturated_machine_still_gets_one_thread():
+    assert threads.decide(2, 7.5, "test").threads == 1
+
+
+def test_configured_threads_win(monkeypatch):
+    monkeypatch.setattr(threads, "choose", lambda: pytest.fail("no sampling when threads are configured"))
+    n, why = threads.resolve(3)
+    assert n == 3 and "configured" in why
+
+
+def test_the_real_sample_gives_a_usable_choice(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a policy already set is never changed
+    threads.choose.cache_clear()
+    try:
+        c = threads.choose()
+        assert 1 <= c.threads <= threads.usable_cores() and c.busy_cores >= 0 and c.reason
+        assert threads.choose() is c  # chosen once per process
+    finally:
+        threads.choose.cache_clear()
+    import os
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
