@@ -72,6 +72,19 @@ class Retriever:
             weights = MODES[weights]
         self.weights = weights
 
+    def has_dense(self) -> bool:
+        """Whether any chunk has a dense vector (of the current embedder) yet.
+
+        Right after the lexical phase of an ingest none does, and the search is lexical;
+        during the dense phase the chunks that have one are fused with their dense score.
+        """
+        coll = self.collection
+        if coll.config.dense_reset:
+            coll.reload_config()
+            if coll.config.dense_reset:
+                return False
+        return coll.manifest.any_dense()
+
     def query_terms(self, query: str) -> list[str]:
         return self.collection.tokenizer(query)
 
@@ -91,7 +104,7 @@ class Retriever:
         if terms and w.window > 0:
             queries.append(VectorQuery(WINDOW, query_vector(terms), n))
             kinds.append("window")
-        if w.dense > 0:
+        if w.dense > 0 and self.has_dense():
             queries.append(VectorQuery(DENSE, coll.embedder.embed_query(query).tolist(), n))
             kinds.append("dense")
         results = dict(zip(kinds, coll.store.query(queries, fields=_ID_FIELDS))) if queries else {}
