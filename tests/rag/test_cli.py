@@ -69,3 +69,30 @@ def test_errors_go_to_stderr_with_exit_1():
     assert r.exit_code == 1 and "error: no collection 'missing'" in r.stderr and r.stdout == ""
     r = run("remove", "-c", "missing")
     assert r.exit_code == 1 and "error:" in r.stderr
+
+
+def test_two_phase_ingest_embed_and_status(docs_dir):
+    fast = ["--embedder", "hash", "--tokenizer", "simple", "--chunk-tokens", "48", "--overlap", "8"]
+    r = run("ingest", str(docs_dir), "-c", "laws", *fast, "--lexical-only")
+    assert r.exit_code == 0, r.output
+    assert "dense vectors 0/" in r.stdout and "llmlab rag embed -c laws" in r.stdout
+    r = run("search", "목성에는 대적점이", "-c", "laws", "--json")
+    assert json.loads(r.stdout)["hits"][0]["doc_id"] == "rec-2"
+    st = json.loads(run("status", "-c", "laws", "--json").stdout)
+    assert st["dense"]["done"] == 0 and st["unfinished"] and st["embedder"] == "hash"
+    cols = json.loads(run("collections", "--json").stdout)["collections"]
+    assert cols[0]["dense_done"] == 0 and cols[0]["dense_total"] == st["chunks"]
+    assert "rag status -c laws" in run("collections").stderr
+    r = run("embed", "-c", "laws", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["embedded"] == st["chunks"]
+    st = json.loads(run("status", "-c", "laws", "--json").stdout)
+    assert st["dense"] == {"done": st["chunks"], "total": st["chunks"], "coverage": 1.0} and not st["unfinished"]
+    human = run("status", "-c", "laws").stdout
+    assert f"dense       {st['chunks']}/{st['chunks']} (100%)" in human and "unfinished  no" in human
+
+
+def test_ingest_of_a_missing_path_exits_1_and_creates_nothing(tmp_path):
+    r = run("ingest", str(tmp_path / "nope"), "-c", "x", "--embedder", "hash")
+    assert r.exit_code == 1 and "every input was skipped" in r.stderr and "no such file or folder" in r.stderr
+    assert json.loads(run("collections", "--json").stdout)["collections"] == []

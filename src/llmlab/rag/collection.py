@@ -120,24 +120,31 @@ class Collection:
         if "tokenizer" in given:
             TOKENIZERS.get(given["tokenizer"])
         coll = cls(name, path, Manifest(path / "manifest.db"), CollectionConfig(), writable=writable or create)
-        if coll.writable:
-            coll._lock()
-        meta = coll.manifest.meta()
+        try:
+            coll._configure(given)
+        except BaseException:
+            coll.close()  # releases the lock: a refused open must not block the next one
+            raise
+        return coll
+
+    def _configure(self, given: dict[str, Any]) -> None:
+        if self.writable:
+            self._lock()
+        meta = self.manifest.meta()
         if meta:
-            coll.config = CollectionConfig.from_meta(meta)
-            if coll.config.schema != SCHEMA_VERSION:
-                raise RagError(f"collection {name!r} was made by another llmlab version (schema {coll.config.schema}); "
+            self.config = CollectionConfig.from_meta(meta)
+            if self.config.schema != SCHEMA_VERSION:
+                raise RagError(f"collection {self.name!r} was made by another llmlab version (schema {self.config.schema}); "
                                "re-ingest it into a new collection")
-            clash = {k: (getattr(coll.config, k), v) for k, v in given.items() if getattr(coll.config, k) != v}
+            clash = {k: (getattr(self.config, k), v) for k, v in given.items() if getattr(self.config, k) != v}
             if clash:
                 desc = "; ".join(f"{k} is {old!r}, not {new!r}" for k, (old, new) in clash.items())
-                raise ConfigError(f"collection {name!r} was created with other settings ({desc}); "
+                raise ConfigError(f"collection {self.name!r} was created with other settings ({desc}); "
                                   "use another collection name or remove this one first")
         else:
-            coll.config = CollectionConfig(**given)
-            ChunkingConfig(coll.config.chunk_tokens, coll.config.overlap_tokens)  # validate before writing
-            coll.manifest.set_meta(dataclasses.asdict(coll.config))
-        return coll
+            self.config = CollectionConfig(**given)
+            ChunkingConfig(self.config.chunk_tokens, self.config.overlap_tokens)  # validate before writing
+            self.manifest.set_meta(dataclasses.asdict(self.config))
 
     def _lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

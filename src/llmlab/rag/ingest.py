@@ -434,6 +434,33 @@ def _rebuild_store(coll: Collection) -> None:
     dump.unlink()
 
 
+def start_ingest_job(jobs: Any, paths: Sequence[str], collection: str, *, settings: Settings | None = None,
+                     embedder: str | Embedder | None = None, nice: int = 10, **config: Any) -> Any:
+    """Queue an ingest as a background job of ``jobs`` (a :class:`~llmlab.jobs.JobManager`); returns the job.
+
+    Both phases run in a thread of lowered CPU priority that yields between dense batches,
+    so generation keeps its latency; the collection is searchable (lexically) as soon as
+    phase 1 commits. The job's progress says the phase, chunks done / total and chunks/s.
+    """
+    from ..jobs import JobContext, run_niced
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        def progress(p: IngestProgress) -> None:
+            ctx.progress(p.done, p.total, f"{p.phase}: {p.done}/{p.total} chunks", phase=p.phase,
+                         chunks_per_s=round(p.rate, 1))
+
+        def pause() -> None:
+            ctx.check()
+            time.sleep(0.005)  # let a waiting generation thread take the GIL
+
+        ctx.progress(0, None, "loading files", phase="load")
+        report = run_niced(lambda: ingest(paths, collection, settings=settings, embedder=embedder,
+                                          on_progress=progress, pause=pause, **config), nice)
+        return report.to_dict()
+
+    return jobs.submit("ingest", run, {"collection": collection, "files": len(paths)})
+
+
 def remove(targets: Iterable[str], collection: str = DEFAULT_COLLECTION, *, settings: Settings | None = None) -> list[str]:
     """Delete documents by id, file path or folder path; returns the removed document ids."""
     with Collection.open(collection, settings=settings, writable=True) as coll:
