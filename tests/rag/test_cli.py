@@ -61,7 +61,12 @@ def test_ask_and_eval_json(docs_dir, tmp_path):
     r = run("eval", "-c", "t", "-q", str(q), "--json")
     out = json.loads(r.stdout)
     assert out["task"] == "rag" and out["n"] == 1
-    assert set(out["metrics"]) == {"recall@1", "recall@5", "recall@10", "mrr@10", "answer_in_context"}
+    assert set(out["metrics"]) == {"recall@1", "recall@5", "recall@10", "mrr@10", "answer_in_context",
+                                   "answer_hit@1", "answer_hit@5", "answer_hit@10", "false_refusal"}
+    misses = tmp_path / "misses.jsonl"
+    r = run("eval", "-c", "t", "-q", str(q), "--misses", str(misses))
+    assert r.exit_code == 0, r.output
+    assert "answer-hit@k" in r.stdout and "false_refusal" in r.stdout and misses.is_file()
 
 
 def test_errors_go_to_stderr_with_exit_1():

@@ -211,7 +211,7 @@ def ask(question, collection, model, backend, k, max_new_tokens, template, as_js
 @rag.command(name="eval")
 @COLLECTION
 @click.option("-q", "--questions", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSONL with {id, question, answers, context_id}.")
+              help="JSONL with {id, question, answers, context_id}; \"answerable\": false marks unanswerable ones.")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Distinct documents to retrieve.")
 @click.option("--context-k", type=int, default=5, show_default=True, help="Chunks counted as the answer context.")
 @click.option("--mode", default="hybrid", show_default=True, help="hybrid, bm25, dense or lexical.")
@@ -219,14 +219,23 @@ def ask(question, collection, model, backend, k, max_new_tokens, template, as_js
 @click.option("--answer", "with_answers", is_flag=True, help="Also generate answers: exact match, F1, citation accuracy.")
 @click.option("-m", "--model", default=None, help="Model for --answer.")
 @click.option("--rerank", default=None, help="Rerank the top candidates: cross:NAME_OR_PATH or llm:MODEL.")
+@click.option("--calibrate", is_flag=True,
+              help="Fit the refusal model on the 'calib' split (false refusals ≤ 5%) and report on the other split.")
+@click.option("--save-calibration", is_flag=True, help="With --calibrate: store the fitted model in the collection (rag ask uses it).")
+@click.option("--misses", "misses_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write every missed question (rank, answer rank, wrong refusal, top chunks) to this JSONL file.")
 @json_option
 @handle_errors
-def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, model, rerank, as_json):
-    """Retrieval recall@1/5/10, MRR@10 and answer-in-context on labelled questions."""
+def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, model, rerank, calibrate, save_calibration,
+             misses_path, as_json):
+    """Recall@k, MRR@10, answer-hit@k, answer-in-context and refusal rates on labelled questions."""
     from tqdm import tqdm
 
+    from ..errors import InvalidParameterError
     from ..rag.evaluate import evaluate, load_questions
 
+    if save_calibration and not calibrate:
+        raise InvalidParameterError("--save-calibration needs --calibrate")
     settings = get_settings()
     qs = load_questions(questions, limit)
     m = None
@@ -242,17 +251,39 @@ def eval_cmd(collection, questions, k, context_k, mode, limit, with_answers, mod
     bar = tqdm(total=len(qs), desc="eval", unit=" q", file=sys.stderr, disable=None)
     try:
         result = evaluate(qs, collection, k=k, context_k=context_k, mode=mode, settings=settings, answer_model=m,
-                          reranker=reranker, on_progress=lambda i, n: bar.update(1))
+                          reranker=reranker, calibrate=calibrate, on_progress=lambda i, n: bar.update(1))
     finally:
         bar.close()
         if m is not None:
             m.close()
+    if misses_path:
+        import json
+
+        with open(misses_path, "w", encoding="utf-8") as f:
+            for miss in result.misses:
+                f.write(json.dumps(miss, ensure_ascii=False) + "\n")
+    if save_calibration:
+        from ..rag.collection import Collection
+
+        with Collection.open(collection, settings=settings, writable=True) as coll:
+            coll.update_config(abstention={k: v for k, v in result.calibration.items() if k != "n"})
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "misses": len(result.misses)})
         return
-    click.echo(f"{result.n} questions, collection {collection}, mode {mode}")
-    for name, value in result.metrics.items():
-        click.echo(f"  {name:<18} {value:.4f}")
+    split = " (test split; refusal model fitted on the calib split)" if calibrate else ""
+    click.echo(f"{result.n} questions, collection {collection}, mode {result.mode}{split}")
+    mt = result.metrics
+    cuts = [c for c in (1, 5, 10) if f"recall@{c}" in mt]
+    if cuts:
+        click.echo(f"  {'k':>4}  {'recall@k':>9}  {'answer-hit@k':>12}")
+        for c in cuts:
+            hit = mt.get(f"answer_hit@{c}")
+            click.echo(f"  {c:>4}  {mt[f'recall@{c}']:>9.4f}  {'' if hit is None else f'{hit:.4f}':>12}")
+    for name, value in mt.items():
+        if not name.startswith(("recall@", "answer_hit@")):
+            click.echo(f"  {name:<22} {value:.4f}")
+    if misses_path:
+        click.echo(f"{len(result.misses)} missed question(s) written to {misses_path}")
 
 
 @rag.command()

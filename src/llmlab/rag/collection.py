@@ -54,6 +54,7 @@ class CollectionConfig:
     embedder_version: str | None = None  # fingerprint of the vectors' embedder (see ingest.embedder_version)
     dense_reset: str | bool = False  # "clear" or "rebuild" while dense vectors of a former embedder are removed
     running: dict[str, Any] | None = None  # the ingest phase in progress (or interrupted): {phase, pid, since}
+    abstention: dict[str, Any] | None = None  # a calibrated llmlab.rag.abstain.Abstention (rag eval --calibrate --save)
 
     @property
     def chunking(self) -> ChunkingConfig:
