@@ -27,8 +27,8 @@ def test_nothing_but_titles_is_refused():
 
 def test_fit_keeps_false_refusals_under_the_target_and_refuses_the_rest():
     rng = random.Random(3)
-    answerable = [((rng.uniform(0.3, 1.0), rng.uniform(0.82, 0.92)), True) for _ in range(200)]
-    unanswerable = [((rng.uniform(0.0, 0.45), rng.uniform(0.75, 0.85)), False) for _ in range(200)]
+    answerable = [((rng.uniform(0.3, 1.0), rng.uniform(0.82, 0.92), rng.uniform(0, 0.3)), True) for _ in range(200)]
+    unanswerable = [((rng.uniform(0.0, 0.45), rng.uniform(0.75, 0.85), rng.uniform(0, 1)), False) for _ in range(200)]
     model = Abstention.fit(answerable + unanswerable, max_false_refusal=0.05)
     false_refusals = sum(model.confidence_of(f) < model.threshold for f, _ in answerable) / len(answerable)
     refused = sum(model.confidence_of(f) < model.threshold for f, _ in unanswerable) / len(unanswerable)

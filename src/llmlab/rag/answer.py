@@ -135,7 +135,7 @@ def answer_question(question: str, collection: Collection, model: Any, *, k: int
     policy = abstention or (Abstention.from_dict(collection.config.abstention) if collection.config.abstention
                             else Abstention.for_embedder(collection.config.embedder))
     good = distinct([h for h in hits if has_body(h)])
-    if not good or policy.refuse(good, terms):
+    if not good or policy.refuse(good, terms, retriever.unknown_share(question)):
         if on_delta:
             on_delta(NOT_FOUND)
         ans = Answer(answer=NOT_FOUND, citations=[], retrieved=hits, found=False, model=model.name)

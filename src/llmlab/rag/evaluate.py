@@ -154,7 +154,8 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
             examples = []
             for q in calib:
                 hits = retriever.search(q.question, answer_k)
-                examples.append((policy.features(hits, retriever.query_terms(q.question)), q.answerable))
+                examples.append((policy.features(hits, retriever.query_terms(q.question),
+                                                 retriever.unknown_share(q.question)), q.answerable))
             try:
                 policy = Abstention.fit(examples, max_false_refusal=max_false_refusal, base=policy)
             except ValueError as e:
@@ -166,7 +167,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
         n_with_answers = sum(bool(q.answerable and q.answers) for q in qs)
         for i, q in enumerate(qs, start=1):
             hits = retriever.rank(q.question, k)
-            refused = policy.refuse(hits[:answer_k], retriever.query_terms(q.question))
+            refused = policy.refuse(hits[:answer_k], retriever.query_terms(q.question), retriever.unknown_share(q.question))
             miss: dict[str, Any] = {}
             if not q.answerable:
                 sums["unanswerable_refused"] += refused

@@ -88,6 +88,18 @@ class Retriever:
     def query_terms(self, query: str) -> list[str]:
         return self.collection.tokenizer(query)
 
+    def unknown_share(self, query: str) -> float:
+        """Share of the question's key terms (nouns) that occur in no chunk of the collection.
+
+        A question about something the documents never mention is likely unanswerable; one
+        sparse query per term, all in one round trip.
+        """
+        terms = sorted(set(self.collection.tokenizer.key_terms(query)))
+        if not terms or not self.collection.store.exists():
+            return 0.0
+        found = self.collection.store.query([VectorQuery(SPARSE, query_vector([t]), 1) for t in terms], fields=("kind",))
+        return sum(1 for r in found if not r) / len(terms)
+
     def search(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first, with per-retriever scores."""
         w = self.weights
