@@ -206,7 +206,7 @@ def test_disk_full_names_the_path_and_the_next_run_resumes(docs_dir, fast_config
         return real(self, vectors)
 
     monkeypatch.setattr(EdgeStore, "set_dense", full)
-    with pytest.raises(RagError, match=r"disk full while writing collection 't' under .*/rag/t \(dense phase\)"):
+    with pytest.raises(RagError, match=r"disk full while writing collection 't' under .*/rag/t \(dense phase; No space"):
         ingest([docs_dir], "t", batch_chunks=4, **fast_config)
     with Collection.open("t") as coll:
         done, total = coll.manifest.coverage()
@@ -241,3 +241,15 @@ def test_disk_full_in_the_lexical_phase(docs_dir, fast_config, monkeypatch):
     again = ingest([docs_dir], "t", batch_chunks=4, **fast_config)
     assert again.recovered >= 1
     assert snapshot("t") == snapshot("clean")
+
+
+def test_too_little_free_space_stops_before_writing(docs_dir, fast_config, monkeypatch):
+    """Qdrant Edge memory-maps its files: on a full disk it would die of SIGBUS, so ingest checks first."""
+    import llmlab.rag.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "_free_bytes", lambda path: 3 * 2**20)
+    with pytest.raises(RagError, match=r"disk full while writing collection 't' under .*only 3 MiB free"):
+        ingest([docs_dir], "t", **fast_config)
+    monkeypatch.undo()
+    r = ingest([docs_dir], "t", **fast_config)
+    assert r.documents == 5 and r.dense_done == r.dense_total

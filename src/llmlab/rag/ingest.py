@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -134,6 +135,7 @@ def _write_lexical(coll: Collection, prepared: list[_Prepared], report: IngestRe
         windows = [t for p in prepared for ws in p.windows for t, _ in ws]
         coll.update_config(avg_len=round(float(np.mean([len(c.tokens) for c in chunks])), 2),
                            window_avg_len=round(float(np.mean([len(t) for t in windows])), 2) if windows else 16.0)
+    _check_space(coll)
     if coll.config.dim is None:
         coll.update_config(dim=int(coll.embedder.dim))
     coll.store.ensure(coll.config.dim)
@@ -170,11 +172,49 @@ def recover(coll: Collection) -> int:
     return len(ids)
 
 
+#: refuse to write a batch with less free space than this: Qdrant Edge memory-maps its files, and
+#: a write into a mapped page of a full file system kills the process (SIGBUS) before any error
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _check_space(coll: Collection) -> None:
+    if coll.config.store != "edge":
+        return
+    free = _free_bytes(coll.path)
+    if free < MIN_FREE_BYTES:
+        raise OSError(errno.ENOSPC, f"only {free // 2**20} MiB free (llmlab keeps {MIN_FREE_BYTES // 2**20} MiB)")
+
+
 def _disk_full(e: BaseException) -> bool:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return True
     text = str(e).lower()
     return (isinstance(e, sqlite3.OperationalError) and "disk is full" in text) or "no space left" in text
+
+
+class _DiskErrors:
+    """Turns a disk-full error anywhere in a run into a :class:`RagError` naming the collection's path."""
+
+    def __init__(self, collection: str, settings: Settings | None):
+        self.collection, self.settings = collection, settings
+
+    def __enter__(self) -> "_DiskErrors":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is not None and not isinstance(exc, RagError) and _disk_full(exc):
+            from .collection import rag_home
+
+            raise RagError(f"disk full while writing collection {self.collection!r} under "
+                           f"{rag_home(self.settings) / self.collection} "
+                           f"({exc.strerror if isinstance(exc, OSError) else exc}): free some space, then run the same "
+                           "command again — it resumes where this run stopped") from exc
 
 
 class _Pass:
@@ -195,8 +235,8 @@ class _Pass:
                 raise
         if exc is not None and _disk_full(exc):
             raise RagError(f"disk full while writing collection {self.coll.name!r} under {self.coll.path} "
-                           f"({self.phase} phase): free some space, then run the same command again — it "
-                           "resumes where this run stopped") from exc
+                           f"({self.phase} phase; {exc.strerror if isinstance(exc, OSError) else exc}): free some "
+                           "space, then run the same command again — it resumes where this run stopped") from exc
 
 
 def _load(paths: Iterable[str | Path], report: IngestReport) -> list[Document]:
@@ -239,7 +279,8 @@ def ingest(paths: Iterable[str | Path], collection: str = DEFAULT_COLLECTION, *,
     docs = _load(paths, report)
     if not docs:
         raise _nothing_to_ingest(report, paths)
-    with Collection.open(collection, settings=settings, create=True, embedder=spec, **config) as coll:
+    with _DiskErrors(collection, settings), \
+            Collection.open(collection, settings=settings, create=True, embedder=spec, **config) as coll:
         if instance is not None:
             coll.use_embedder(instance)
         with _Pass(coll, "lexical"):
@@ -302,6 +343,7 @@ def embed_pending(coll: Collection, report: IngestReport | None = None, *, batch
             rows = coll.manifest.dense_todo(batch_chunks)
             if not rows:
                 break
+            _check_space(coll)
             ids = [point_id(d, h, i) for d, h, i, _ in rows]
             keys = [th or pid for (*_, th), pid in zip(rows, ids)]  # old manifests have no text hashes
             vectors = _known_vectors(coll, [th for *_, th in rows])
@@ -355,7 +397,7 @@ def embed(collection: str = DEFAULT_COLLECTION, *, settings: Settings | None = N
     t0 = time.perf_counter()
     instance = None if embedder is None or isinstance(embedder, str) else embedder
     spec = instance.name if instance is not None else embedder
-    with Collection.open(collection, settings=settings, writable=True) as coll:
+    with _DiskErrors(collection, settings), Collection.open(collection, settings=settings, writable=True) as coll:
         report = IngestReport(collection=coll.name)
         report.recovered = recover(coll)
         if reembed:
