@@ -101,3 +101,23 @@ def test_ingest_of_a_missing_path_exits_1_and_creates_nothing(tmp_path):
     r = run("ingest", str(tmp_path / "nope"), "-c", "x", "--embedder", "hash")
     assert r.exit_code == 1 and "every input was skipped" in r.stderr and "no such file or folder" in r.stderr
     assert json.loads(run("collections", "--json").stdout)["collections"] == []
+
+
+def test_a_failing_dense_pass_leaves_a_searchable_collection_and_says_how_to_resume(docs_dir, monkeypatch):
+    from llmlab.testing.fake_embedder import HashEmbedder
+
+    real = HashEmbedder.embed_documents
+
+    def broken(self, texts):
+        if len(texts) > 1:
+            raise RuntimeError("out of memory")
+        return real(self, texts)
+
+    monkeypatch.setattr(HashEmbedder, "embed_documents", broken)
+    r = run("ingest", str(docs_dir), "-c", "t", "--embedder", "hash", "--tokenizer", "simple")
+    assert r.exit_code == 1
+    assert "RuntimeError: out of memory" in r.stderr and "resume the dense pass with: llmlab rag embed -c t" in r.stderr
+    assert json.loads(run("search", "목성에는 대적점이", "-c", "t", "--json").stdout)["hits"][0]["doc_id"] == "rec-2"
+    monkeypatch.setattr(HashEmbedder, "embed_documents", real)
+    assert run("embed", "-c", "t").exit_code == 0
+    assert not json.loads(run("status", "-c", "t", "--json").stdout)["unfinished"]

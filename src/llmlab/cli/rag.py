@@ -79,7 +79,6 @@ def ingest(paths, collection, embedder, store, url, chunk_tokens, overlap_tokens
     Two phases, each resumable after an interruption: 1) chunks and BM25 vectors (the
     collection is searchable from here), 2) dense vectors.
     """
-    from ..errors import LLMLabError
     from ..rag.ingest import ingest as run
 
     bars = _PhaseBars()
@@ -87,11 +86,6 @@ def ingest(paths, collection, embedder, store, url, chunk_tokens, overlap_tokens
         report = run(paths, collection, settings=get_settings(), embedder=embedder, store=store, url=url,
                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, tokenizer=tokenizer,
                      lexical_only=lexical_only, on_progress=bars)
-    except LLMLabError as e:
-        if bars.phase == "dense":  # the lexical phase is committed: say so, and how to resume
-            raise type(e)(f"{e}\n(the collection is searchable lexically; resume the dense pass with: "
-                          f"llmlab rag embed -c {collection})") from None
-        raise
     finally:
         bars.close()
     if as_json:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..config import Settings
+from ..errors import LLMLabError
 from .chunking import chunk_document, chunk_windows
 from .collection import DEFAULT_COLLECTION, Collection
 from .embedders import Embedder
@@ -358,7 +359,13 @@ def embed_pending(coll: Collection, report: IngestReport | None = None, *, batch
                     raise RagError(f"collection {coll.name!r}: {len(missing)} chunk(s) the manifest lists are missing "
                                    "from the store; re-ingest the documents (llmlab rag ingest PATH)")
                 texts = [embed_text(Chunk.from_payload(payloads[pid])) for pid in need.values()]
-                rows_out = coll.embedder.embed_documents(texts)
+                try:
+                    rows_out = coll.embedder.embed_documents(texts)
+                except LLMLabError as e:
+                    raise type(e)(f"{e} — {_resume_hint(coll)}") from None
+                except Exception as e:  # noqa: BLE001 - any embedder runtime may fail in its own way
+                    raise RagError(f"the embedder {coll.config.embedder} failed: {type(e).__name__}: {e} — "
+                                   f"{_resume_hint(coll)}") from e
                 report.embedded += len(texts)
                 vectors.update({key: row.tolist() for key, row in zip(need, rows_out)})
             report.reused += len(keys) - len(need)
@@ -374,6 +381,12 @@ def embed_pending(coll: Collection, report: IngestReport | None = None, *, batch
                 pause()
     report.dense_done, report.dense_total = coll.manifest.coverage()
     return report
+
+
+def _resume_hint(coll: Collection) -> str:
+    done, total = coll.manifest.coverage()
+    return (f"the collection is searchable lexically (dense vectors {done}/{total}); resume the dense pass with: "
+            f"llmlab rag embed -c {coll.name}")
 
 
 def embedder_version(emb: Embedder) -> str:
