@@ -133,6 +133,8 @@ class EdgeStore:
 
     def drop(self) -> None:
         self.close()
+        with _LOADED_LOCK:  # other users in this process keep their handle; a new open loads afresh
+            _LOADED.pop(str(self.path.resolve()), None)
         shutil.rmtree(self.path, ignore_errors=True)
 
     def flush(self) -> None:
