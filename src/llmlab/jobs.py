@@ -18,6 +18,7 @@ import concurrent.futures
 import contextvars
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -122,6 +123,34 @@ class JobContext:
         job.events.append({"seq": job.n_events, "t": round(time.time(), 3), **data})
         self._touch()
         self.check()
+
+
+def run_niced(fn: Callable[[], Any], increment: int = 10) -> Any:
+    """Run ``fn()`` in a fresh thread with its CPU priority lowered by ``increment``; return its result.
+
+    Background work that must not slow down generation (an embedding pass while someone
+    chats) runs here. On Linux a nice value is per thread, so only this thread — and the
+    threads it starts — is lowered; the job pool's threads, reused by later jobs, are not.
+    """
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        except (OSError, AttributeError):  # not Linux/Unix: run at normal priority
+            pass
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, name="llmlab-job-niced", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 class JobManager:

@@ -18,6 +18,7 @@ import pytest
 
 from llmlab.rag.collection import Collection
 from llmlab.rag.ingest import ingest
+from llmlab.rag.retrieve import search
 
 from .test_ingest import snapshot
 
@@ -44,7 +45,8 @@ def wrapped(*args, **kwargs):
         die()
     if hit and when == "middle":  # upsert half of the points, then die
         self, points = args[0], args[1]
-        orig(self, points[: len(points) // 2])
+        half = dict(list(points.items())[: len(points) // 2]) if isinstance(points, dict) else points[: len(points) // 2]
+        orig(self, half)
         die()
     result = orig(*args, **kwargs)
     if hit and when == "after":
@@ -132,4 +134,37 @@ def test_kill_at_random_moments(docs_dir, fast_config, clean):
         p.send_signal(signal.SIGKILL)
         p.communicate(timeout=60)
     ingest([docs_dir], "t", batch_chunks=4, **fast_config)
+    assert snapshot("t") == clean
+
+
+DENSE_KILL_POINTS = [
+    ("Manifest.mark_dense", "after", 1),  # one dense batch committed
+    ("EdgeStore.set_dense", "middle", 2),  # half of the next batch's vectors written, not journalled
+    ("Manifest.mark_dense", "before", 2),  # the next batch's vectors flushed, not journalled
+]
+
+
+@pytest.mark.parametrize("target,when,nth", DENSE_KILL_POINTS, ids=[f"{t}-{w}-{n}" for t, w, n in DENSE_KILL_POINTS])
+def test_kill_in_the_dense_phase_resumes_without_re_embedding(docs_dir, fast_config, clean, target, when, nth):
+    r = run_child([docs_dir], fast_config, target, when, nth)
+    assert r.returncode == -signal.SIGKILL, (r.stdout, r.stderr)
+    with Collection.open("t") as coll:
+        done, total = coll.manifest.coverage()
+        assert 0 < done < total  # the lexical phase is committed, the dense one partly
+        assert coll.status()["unfinished"]
+    [hit] = search("목성에는 대적점이", "t", k=1)  # searchable meanwhile
+    assert hit.chunk.doc_id == "rec-2"
+    again = ingest([docs_dir], "t", batch_chunks=4, **fast_config)  # the same command
+    assert (again.documents, again.embedded) == (0, total - done)  # only what was not committed is embedded
+    assert snapshot("t") == clean
+
+
+def test_rag_embed_continues_a_killed_dense_pass(docs_dir, fast_config, clean):
+    from llmlab.rag.ingest import embed
+
+    assert run_child([docs_dir], fast_config, "Manifest.mark_dense", "after", 1).returncode == -signal.SIGKILL
+    with Collection.open("t") as coll:
+        done, total = coll.manifest.coverage()
+    report = embed("t", batch_chunks=4)
+    assert report.embedded == total - done and report.dense_done == total
     assert snapshot("t") == clean

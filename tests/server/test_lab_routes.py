@@ -151,3 +151,47 @@ def test_models_listing_and_fit(client_for):
     fit = c.get("/lab/models/fit", params={"model": "smollm2-135m"})
     assert fit.status_code == 200 and fit.json()["verdict"]
     assert c.post("/lab/models/load", json={"model": "warm"}).json()["loaded"][0]["name"] == "warm"
+
+
+def test_search_answers_during_the_dense_phase_of_a_background_ingest(client_for, monkeypatch):
+    """Phase 1 commits, the job blocks inside phase 2, and a search still answers (lexically)."""
+    from llmlab.testing.fake_embedder import HashEmbedder
+
+    entered, release = threading.Event(), threading.Event()
+    real = HashEmbedder.embed_documents
+
+    def slow(self, texts):
+        if len(texts) > 1:  # a dense batch (the fingerprint embeds one text)
+            entered.set()
+            assert release.wait(60)
+        return real(self, texts)
+
+    monkeypatch.setattr(HashEmbedder, "embed_documents", slow)
+    c = client_for()
+    r = c.post("/lab/rag/upload", data={"collection": "docs", "tokenizer": "simple"},
+               files=[("files", ("cities.md", DOC.encode(), "text/markdown"))])
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    try:
+        assert entered.wait(60), "the dense phase never started"
+        job = c.get(f"/lab/jobs/{job_id}").json()
+        assert job["status"] == "running" and job["progress"]["phase"] == "dense"
+        hits = c.post("/lab/rag/search", json={"query": "한강이 도시를 가로지른다", "collection": "docs"}).json()["hits"]
+        assert hits and "서울" in hits[0]["text"] and "dense" not in hits[0]["scores"]
+        info = c.get("/lab/rag/collections/docs").json()
+        assert info["status"]["dense"]["done"] == 0 and info["status"]["unfinished"]
+    finally:
+        release.set()
+    job = wait_job(c, job_id)
+    assert job["status"] == "succeeded" and job["result"]["dense"]["done"] == job["result"]["dense"]["total"]
+    hits = c.post("/lab/rag/search", json={"query": "한강이 도시를 가로지른다", "collection": "docs"}).json()["hits"]
+    assert "dense" in hits[0]["scores"]
+
+
+def test_ingest_of_nothing_fails_the_job_and_makes_no_collection(client_for):
+    c = client_for()
+    r = c.post("/lab/rag/upload", data={"collection": "empty", "tokenizer": "simple"},
+               files=[("files", ("blank.txt", b"   \n", "text/plain"))])
+    job = wait_job(c, r.json()["id"])
+    assert job["status"] == "failed" and "every input was skipped" in job["error"]["message"]
+    assert c.get("/lab/rag/collections").json()["collections"] == []

@@ -86,7 +86,7 @@ def test_uploaded_document_gives_an_answer_with_a_clickable_citation(page, webui
     page.locator("#rag-files input[type=file]").set_input_files(str(doc))
     page.wait_for_selector("#rag-files >> text=최저임금.md")
     page.locator("#rag-ingest").click()
-    page.wait_for_function("() => document.querySelector('#rag-ingest-report').innerText.includes('chunks')",
+    page.wait_for_function("() => document.querySelector('#rag-ingest-report').innerText.includes('succeeded')",
                            timeout=150_000)
     assert "1 문서" in page.locator("#rag-ingest-report").inner_text()
     page.locator("#rag-question textarea").fill("최저임금은 누가 결정하나요?")

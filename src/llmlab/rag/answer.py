@@ -1,9 +1,10 @@
 """Answering with citations: retrieve, fit the context into the model's window, stream the answer.
 
 Retrieved chunks are numbered [1]…[n] in the prompt; the model is asked to cite them, and
-every citation maps back to source file, page, section and the quoted chunk. When the
-best chunk does not actually match the question, no model is called: the answer is that
-the documents do not contain it. Each answer is recorded in the run ledger with the ids
+every citation maps back to source file, page, section and the quoted chunk. Chunks with
+no body text (a lone title) never enter the context. When the calibrated retrieval
+confidence (:mod:`llmlab.rag.abstain`) says the chunks do not answer the question, no
+model is called: the answer is that the documents do not contain it. Each answer is recorded in the run ledger with the ids
 of the retrieved chunks.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable
 from ..errors import InvalidParameterError
 from ..types import Message
 from .collection import DEFAULT_COLLECTION, Collection
+from .abstain import Abstention, has_body
 from .retrieve import Retriever
 from .types import Answer, Citation, Hit
 
@@ -59,12 +61,6 @@ def load_answer_template(name_or_path: str | None = None):
     return tpl
 
 
-#: a hit is relevant when its chunk contains at least this share of the question's terms …
-MIN_TERM_COVERAGE = 0.5
-#: … or when the dense similarity alone is this high (e5 cosine: off-topic questions reach 0.85)
-MIN_DENSE_SCORE = 0.9
-
-
 def _label(n: int, hit: Hit) -> str:
     c = hit.chunk
     where = [c.title or c.source.rsplit("/", 1)[-1]]
@@ -73,21 +69,6 @@ def _label(n: int, hit: Hit) -> str:
     if c.page is not None:
         where.append(f"p. {c.page}")
     return f"[{n}] ({', '.join(where)})\n{c.text.strip()}"
-
-
-def term_coverage(hit: Hit, terms: list[str]) -> float:
-    """Share of the question's distinct terms that occur in the chunk (title and section included)."""
-    distinct = set(terms)
-    if not distinct:
-        return 0.0
-    text = " ".join(x for x in (hit.chunk.title, hit.chunk.section or "", hit.chunk.text)).lower()
-    return sum(1 for t in distinct if t in text) / len(distinct)
-
-
-def relevant(hits: list[Hit], terms: list[str]) -> list[Hit]:
-    """The hits that really match the question (see :data:`MIN_TERM_COVERAGE`)."""
-    return [h for h in hits
-            if term_coverage(h, terms) >= MIN_TERM_COVERAGE or h.scores.get("dense", 0.0) >= MIN_DENSE_SCORE]
 
 
 def distinct(hits: list[Hit]) -> list[Hit]:
@@ -142,13 +123,19 @@ def cited_numbers(text: str) -> list[int]:
 def answer_question(question: str, collection: Collection, model: Any, *, k: int = 5,
                     retriever: Retriever | None = None, hits: list[Hit] | None = None, max_new_tokens: int = 256,
                     on_delta: Callable[[str], None] | None = None, record: bool = True, template: Any = None,
-                    **params: Any) -> Answer:
-    """Answer ``question`` from ``collection`` with ``model`` (a loaded :class:`~llmlab.models.model.Model`)."""
+                    abstention: Abstention | None = None, **params: Any) -> Answer:
+    """Answer ``question`` from ``collection`` with ``model`` (a loaded :class:`~llmlab.models.model.Model`).
+
+    ``abstention`` decides when to answer "not in the documents" (default: the collection's
+    calibration, else :data:`llmlab.rag.abstain.DEFAULT`).
+    """
     retriever = retriever or Retriever(collection)
     hits = hits if hits is not None else retriever.search(question, k)
     terms = retriever.query_terms(question)
-    good = distinct(relevant(hits, terms))
-    if not good:
+    policy = abstention or (Abstention.from_dict(collection.config.abstention) if collection.config.abstention
+                            else Abstention.for_embedder(collection.config.embedder))
+    good = distinct([h for h in hits if has_body(h)])
+    if not good or policy.refuse(good, terms, retriever.unknown_share(question)):
         if on_delta:
             on_delta(NOT_FOUND)
         ans = Answer(answer=NOT_FOUND, citations=[], retrieved=hits, found=False, model=model.name)

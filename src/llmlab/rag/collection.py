@@ -23,7 +23,7 @@ from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .lexical import TOKENIZERS, BM25Params
 from .manifest import Manifest
 from .stores import DEFAULT_STORE, STORES, VectorStore, open_store
-from .types import CollectionNotFoundError, RagError
+from .types import CollectionBusyError, CollectionNotFoundError, RagError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ class CollectionConfig:
     window_avg_len: float | None = None
     dim: int | None = None
     schema: int = SCHEMA_VERSION
+    # state, not settings: changed by ingest itself
+    embedder_version: str | None = None  # fingerprint of the vectors' embedder (see ingest.embedder_version)
+    dense_reset: str | bool = False  # "clear" or "rebuild" while dense vectors of a former embedder are removed
+    running: dict[str, Any] | None = None  # the ingest phase in progress (or interrupted): {phase, pid, since}
+    abstention: dict[str, Any] | None = None  # a calibrated llmlab.rag.abstain.Abstention (rag eval --calibrate --save)
 
     @property
     def chunking(self) -> ChunkingConfig:
@@ -116,24 +121,31 @@ class Collection:
         if "tokenizer" in given:
             TOKENIZERS.get(given["tokenizer"])
         coll = cls(name, path, Manifest(path / "manifest.db"), CollectionConfig(), writable=writable or create)
-        if coll.writable:
-            coll._lock()
-        meta = coll.manifest.meta()
+        try:
+            coll._configure(given)
+        except BaseException:
+            coll.close()  # releases the lock: a refused open must not block the next one
+            raise
+        return coll
+
+    def _configure(self, given: dict[str, Any]) -> None:
+        if self.writable:
+            self._lock()
+        meta = self.manifest.meta()
         if meta:
-            coll.config = CollectionConfig.from_meta(meta)
-            if coll.config.schema != SCHEMA_VERSION:
-                raise RagError(f"collection {name!r} was made by another llmlab version (schema {coll.config.schema}); "
+            self.config = CollectionConfig.from_meta(meta)
+            if self.config.schema != SCHEMA_VERSION:
+                raise RagError(f"collection {self.name!r} was made by another llmlab version (schema {self.config.schema}); "
                                "re-ingest it into a new collection")
-            clash = {k: (getattr(coll.config, k), v) for k, v in given.items() if getattr(coll.config, k) != v}
+            clash = {k: (getattr(self.config, k), v) for k, v in given.items() if getattr(self.config, k) != v}
             if clash:
                 desc = "; ".join(f"{k} is {old!r}, not {new!r}" for k, (old, new) in clash.items())
-                raise ConfigError(f"collection {name!r} was created with other settings ({desc}); "
+                raise ConfigError(f"collection {self.name!r} was created with other settings ({desc}); "
                                   "use another collection name or remove this one first")
         else:
-            coll.config = CollectionConfig(**given)
-            ChunkingConfig(coll.config.chunk_tokens, coll.config.overlap_tokens)  # validate before writing
-            coll.manifest.set_meta(dataclasses.asdict(coll.config))
-        return coll
+            self.config = CollectionConfig(**given)
+            ChunkingConfig(self.config.chunk_tokens, self.config.overlap_tokens)  # validate before writing
+            self.manifest.set_meta(dataclasses.asdict(self.config))
 
     def _lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -188,23 +200,79 @@ class Collection:
     def store(self) -> VectorStore:
         if self._store is None:
             location = self.path / self.config.store
-            self._store = open_store(self.config.store, self.name, path=location, url=self.config.url)
+            try:
+                self._store = open_store(self.config.store, self.name, path=location, url=self.config.url)
+            except CollectionBusyError as e:
+                raise CollectionBusyError(f"{e} — {self.progress_text()}") from None
         return self._store
 
     def update_config(self, **values: Any) -> None:
         self.config = dataclasses.replace(self.config, **values)
         self.manifest.set_meta(values)
 
+    def reload_config(self) -> None:
+        self.config = CollectionConfig.from_meta(self.manifest.meta())
+
+    # -- state -----------------------------------------------------------------------------
+    def progress_text(self) -> str:
+        """How far the collection's ingest has got, in words (for busy and status messages)."""
+        self.reload_config()
+        docs, chunks = self.manifest.totals()
+        done, total = self.manifest.coverage()
+        phase = (self.config.running or {}).get("phase")
+        where = f"{phase} phase; " if phase else ""
+        return (f"{where}{docs} document(s), {chunks} chunk(s) searchable, dense vectors {done}/{total}")
+
+    def status(self) -> dict[str, Any]:
+        """Documents, chunks, dense coverage, embedder, store and any unfinished work, with what to run next."""
+        self.reload_config()
+        c = self.config
+        docs, chunks = self.manifest.totals()
+        done, total = self.manifest.coverage()
+        pending = [d.to_dict() for d in self.manifest.unfinished()]
+        running = c.running
+        alive = bool(running) and _pid_alive(int(running.get("pid", 0)))
+        unfinished = bool(pending) or done < total or bool(c.dense_reset)
+        hint = None
+        if running and alive:
+            hint = f"a {running.get('phase')} pass is running (pid {running.get('pid')})"
+        elif pending:
+            hint = (f"{len(pending)} document(s) were left half-written by an interrupted run; run the same "
+                    f"`llmlab rag ingest PATH -c {self.name}` again (or `llmlab rag embed -c {self.name}`) to clean up")
+        elif unfinished:
+            hint = f"{total - done} chunk(s) have no dense vector yet (search is lexical for them); " \
+                   f"finish with `llmlab rag embed -c {self.name}`"
+        return {"name": self.name, "documents": docs, "chunks": chunks,
+                "dense": {"done": done, "total": total, "coverage": round(done / total, 4) if total else 1.0},
+                "embedder": c.embedder, "embedder_version": c.embedder_version, "store": c.store, "url": c.url,
+                "tokenizer": c.tokenizer, "pending_documents": pending, "unfinished": unfinished,
+                "running": dict(running, alive=alive) if running else None, "hint": hint, "path": str(self.path)}
+
     # -- info ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         docs, chunks = self.manifest.totals()
+        done, total = self.manifest.coverage()
         c = self.config
-        return {"name": self.name, "documents": docs, "chunks": chunks, "embedder": c.embedder, "store": c.store,
+        return {"name": self.name, "documents": docs, "chunks": chunks, "dense_done": done, "dense_total": total,
+                "pending": len(self.manifest.unfinished()), "embedder": c.embedder, "store": c.store,
                 "url": c.url, "chunk_tokens": c.chunk_tokens, "overlap_tokens": c.overlap_tokens, "path": str(self.path)}
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def list_collections(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Every collection under ``$LLMLAB_HOME/rag`` with its document and chunk counts."""
+    """Every collection under ``$LLMLAB_HOME/rag`` with its document and chunk counts, dense coverage
+    and pending (half-written) documents."""
     root = rag_home(settings)
     out = []
     if not root.is_dir():
@@ -216,10 +284,13 @@ def list_collections(settings: Settings | None = None) -> list[dict[str, Any]]:
         try:
             meta = m.meta()
             docs, chunks = m.totals()
+            done, total = m.coverage()
+            pending = len(m.unfinished())
         finally:
             m.close()
-        out.append({"name": d.name, "documents": docs, "chunks": chunks, "embedder": meta.get("embedder"),
-                    "store": meta.get("store"), "path": str(d)})
+        out.append({"name": d.name, "documents": docs, "chunks": chunks, "dense_done": done, "dense_total": total,
+                    "pending": pending, "embedder": meta.get("embedder"), "store": meta.get("store"),
+                    "path": str(d)})
     return out
 
 

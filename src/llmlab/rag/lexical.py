@@ -24,6 +24,8 @@ from .types import SparseVector
 #: verb/adjective stems and general adverbs. Pronouns (NP: 무엇, 누구, 어디) and bound
 #: nouns (NNB: 것, 수, 년) are left out — dropping them measured better on ko_rag.
 CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "SL", "SN", "SH", "XR", "VV", "VA", "MAG"})
+#: a question's key terms (for refusing): general and proper nouns, foreign and Chinese words
+KEY_TAGS = frozenset({"NNG", "NNP", "SL", "SH"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class KiwiTokenizer:
     def __call__(self, text: str) -> list[str]:
         return self.tokenize([text])[0]
 
+    def key_terms(self, text: str) -> list[str]:
+        """The nouns and foreign words of ``text`` (what a question is about; verbs get paraphrased)."""
+        return KiwiTokenizer(KEY_TAGS)(text)
+
 
 class SimpleTokenizer:
     """Lower-cased ``\\w+`` words: language-agnostic and instant (tests, non-Korean corpora)."""
@@ -73,6 +79,9 @@ class SimpleTokenizer:
 
     def __call__(self, text: str) -> list[str]:
         return self.tokenize([text])[0]
+
+    def key_terms(self, text: str) -> list[str]:
+        return self(text)
 
 
 #: lexical tokenizer name -> class; a collection records which one it was built with

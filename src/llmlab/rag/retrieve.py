@@ -72,8 +72,33 @@ class Retriever:
             weights = MODES[weights]
         self.weights = weights
 
+    def has_dense(self) -> bool:
+        """Whether any chunk has a dense vector (of the current embedder) yet.
+
+        Right after the lexical phase of an ingest none does, and the search is lexical;
+        during the dense phase the chunks that have one are fused with their dense score.
+        """
+        coll = self.collection
+        if coll.config.dense_reset:
+            coll.reload_config()
+            if coll.config.dense_reset:
+                return False
+        return coll.manifest.any_dense()
+
     def query_terms(self, query: str) -> list[str]:
         return self.collection.tokenizer(query)
+
+    def unknown_share(self, query: str) -> float:
+        """Share of the question's key terms (nouns) that occur in no chunk of the collection.
+
+        A question about something the documents never mention is likely unanswerable; one
+        sparse query per term, all in one round trip.
+        """
+        terms = sorted(set(self.collection.tokenizer.key_terms(query)))
+        if not terms or not self.collection.store.exists():
+            return 0.0
+        found = self.collection.store.query([VectorQuery(SPARSE, query_vector([t]), 1) for t in terms], fields=("kind",))
+        return sum(1 for r in found if not r) / len(terms)
 
     def search(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first, with per-retriever scores."""
@@ -91,7 +116,7 @@ class Retriever:
         if terms and w.window > 0:
             queries.append(VectorQuery(WINDOW, query_vector(terms), n))
             kinds.append("window")
-        if w.dense > 0:
+        if w.dense > 0 and self.has_dense():
             queries.append(VectorQuery(DENSE, coll.embedder.embed_query(query).tolist(), n))
             kinds.append("dense")
         results = dict(zip(kinds, coll.store.query(queries, fields=_ID_FIELDS))) if queries else {}

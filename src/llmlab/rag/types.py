@@ -24,6 +24,12 @@ class CollectionNotFoundError(RagError):
     code = "collection_not_found"
 
 
+class CollectionBusyError(RagError):
+    """Another process holds the collection's store (an ingest or embedding pass); the message says how far it is."""
+
+    code = "collection_busy"
+
+
 @dataclass
 class Document:
     """One loaded document: its text plus where pages and sections start in it.
@@ -151,6 +157,25 @@ class Skipped:
 
 
 @dataclass
+class IngestProgress:
+    """Where an ingest phase stands: ``phase`` is ``lexical`` (load, chunk, BM25) or ``dense`` (embed)."""
+
+    phase: str
+    done: int  # chunks done in this phase
+    total: int  # chunks this phase has to do
+    seconds: float  # since the phase began
+
+    @property
+    def rate(self) -> float:
+        """Chunks per second so far."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "done": self.done, "total": self.total, "seconds": round(self.seconds, 3),
+                "chunks_per_s": round(self.rate, 2)}
+
+
+@dataclass
 class IngestReport:
     collection: str
     documents: int = 0  # documents (re)indexed in this run
@@ -159,11 +184,21 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     recovered: int = 0  # half-written documents from an interrupted run that were cleaned up
+    embedded: int = 0  # texts the embedder read in this run
+    reused: int = 0  # dense vectors copied from chunks with the same text instead of embedded
+    dense_done: int = 0  # the collection's chunks with a dense vector, after this run
+    dense_total: int = 0  # the collection's chunks
+
+    @property
+    def lexical_only(self) -> bool:
+        """True while some chunks have no dense vector yet (``llmlab rag embed`` finishes them)."""
+        return self.dense_done < self.dense_total
 
     def to_dict(self) -> dict[str, Any]:
         return {"collection": self.collection, "documents": self.documents, "chunks": self.chunks,
                 "unchanged": self.unchanged, "skipped": [s.to_dict() for s in self.skipped],
-                "seconds": round(self.seconds, 3), "recovered": self.recovered}
+                "seconds": round(self.seconds, 3), "recovered": self.recovered, "embedded": self.embedded,
+                "reused": self.reused, "dense": {"done": self.dense_done, "total": self.dense_total}}
 
 
 @dataclass

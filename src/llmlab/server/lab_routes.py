@@ -65,22 +65,6 @@ async def delete_upload(upload_id: str, request: Request) -> dict[str, Any]:
 
 
 # -- RAG ---------------------------------------------------------------------------------------------------
-def _ingest_job(lab: LabState, paths: list[str], collection: str, embedder: str | None, tokenizer: str | None):
-    def run(ctx: JobContext) -> dict[str, Any]:
-        from ..rag.ingest import ingest
-
-        config = {"tokenizer": tokenizer} if tokenizer else {}
-        spec = embedder or lab.server.rag_embedder
-        instance = lab.embedder(spec).inner if spec else None
-        ctx.progress(0, len(paths), "ingesting")
-        report = ingest(paths, collection, settings=lab.settings, embedder=instance,
-                        on_progress=lambda r: ctx.progress(r.documents + r.unchanged, len(paths),
-                                                           f"{r.chunks} chunks written"), **config)
-        return report.to_dict()
-
-    return run
-
-
 def _check_embedder(lab: LabState, embedder: str | None) -> None:
     if embedder is not None and embedder not in lab.server.embedding_models:
         raise InvalidParameterError(f"embedder {embedder!r} is not offered by this server; choose one of: "
@@ -90,11 +74,15 @@ def _check_embedder(lab: LabState, embedder: str | None) -> None:
 def _start_ingest(lab: LabState, paths: list[str], body: IngestRequest | dict[str, Any]) -> Job:
     from ..rag.collection import validate_name
 
+    from ..rag.ingest import start_ingest_job
+
     b = body if isinstance(body, dict) else body.model_dump()
     validate_name(b["collection"])
     _check_embedder(lab, b.get("embedder"))
-    return lab.jobs.submit("ingest", _ingest_job(lab, paths, b["collection"], b.get("embedder"), b.get("tokenizer")),
-                           {"collection": b["collection"], "files": len(paths)})
+    spec = b.get("embedder") or lab.server.rag_embedder
+    config = {"tokenizer": b["tokenizer"]} if b.get("tokenizer") else {}
+    return start_ingest_job(lab.jobs, paths, b["collection"], settings=lab.settings,
+                            embedder=lab.embedder(spec).inner if spec else None, **config)
 
 
 @router.post("/rag/ingest", status_code=202, responses=JOB_ACCEPTED)
@@ -146,6 +134,7 @@ async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=
         with Collection.open(name, settings=lab.settings) as coll:
             info = coll.info()
             info.pop("path", None)
+            info["status"] = {k: v for k, v in coll.status().items() if k != "path"}  # coverage, pending, hint
             info["documents_list"] = [d.to_dict() for d in coll.manifest.documents()]
             out: list[dict[str, Any]] = []
             if chunks and coll.store.exists():

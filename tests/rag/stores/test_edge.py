@@ -36,4 +36,4 @@ def test_second_process_gets_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     s.close()
     assert r.returncode == 3, r.stderr
-    assert "in use by another llmlab process" in r.stdout
+    assert "busy: another llmlab process" in r.stdout

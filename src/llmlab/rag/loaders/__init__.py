@@ -7,7 +7,9 @@ it, and loading goes on with the rest.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -31,14 +33,43 @@ LOADERS.register(".htm", lazy("llmlab.rag.loaders.html", "load_html"))
 LOADERS.register(".jsonl", lazy("llmlab.rag.loaders.jsonl", "load_jsonl"))
 
 
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (a loop, a missing target), or None when it can."""
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if e.errno == errno.ENOENT:
+            return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+        return f"unreadable symbolic link: {e.strerror}"
+    return None
+
+
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
-    """Files under ``paths`` (folders recursively, sorted, hidden entries skipped)."""
+    """Files under ``paths`` (folders recursively, sorted, hidden entries skipped).
+
+    Symbolic links inside folders are followed to files; links to folders are not walked
+    (no cycles); broken links and link loops become :class:`Skipped` entries.
+    """
     for p in paths:
         path = Path(p).expanduser()
-        if path.is_dir():
+        if path.is_symlink() and (problem := _link_problem(path)):
+            yield Skipped(str(path), problem)
+        elif path.is_dir():
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path)
-                if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if f.is_symlink():
+                    problem = _link_problem(f)
+                    if problem:
+                        yield Skipped(str(f), problem)
+                    elif f.is_dir():
+                        yield Skipped(str(f), "symbolic link to a folder (not followed; give the folder itself)")
+                    elif f.is_file():
+                        yield f
+                elif f.is_file():
                     yield f
         elif path.is_file():
             yield path

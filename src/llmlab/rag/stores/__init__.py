@@ -6,7 +6,8 @@ Two implementations share one collection schema, so a collection can move betwee
 * ``qdrant``: a Qdrant server or cluster through ``qdrant-client`` (``url``), or its
   local mode (``path``, or ``url=":memory:"``).
 
-Schema: chunk points carry a dense vector ``dense`` (cosine) and a sparse vector ``bm25``;
+Schema: chunk points carry a dense vector ``dense`` (cosine; added by ingest's second,
+dense phase, so a chunk may lack it for a while) and a sparse vector ``bm25``;
 window points (a few sentences of a chunk) carry only a sparse ``bm25w``. Both sparse
 vectors use Qdrant's IDF modifier, so the store applies IDF at query time. Payloads are
 :meth:`~llmlab.rag.types.Chunk.payload` for chunks and ``{kind, doc_id, parent}`` for
@@ -47,6 +48,18 @@ class VectorStore(Protocol):
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete every point (chunks and windows) of these documents."""
+        ...
+
+    def set_dense(self, vectors: dict[str, list[float]]) -> None:
+        """Give existing chunk points (by id) their dense vector, leaving payload and sparse vectors."""
+        ...
+
+    def dense_vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The dense vectors of these points, for those that have one."""
+        ...
+
+    def clear_dense(self) -> None:
+        """Remove every point's dense vector (before re-embedding with another embedder of the same size)."""
         ...
 
     def query(self, queries: Sequence[VectorQuery], fields: Sequence[str] = HIT_FIELDS) -> list[list[ScoredPoint]]:

@@ -3,22 +3,50 @@
 One shard directory per collection. Writes go through Qdrant's write-ahead log, so a
 process killed mid-write replays cleanly on the next load (llmlab's ingest journal
 handles the rest). A shard is locked by the process that opened it: a second process
-gets a clear "in use" error instead of a corrupt index.
+gets a clear "busy" error instead of a corrupt index. Inside one process every store
+object of a shard shares one loaded shard (calls serialised by a lock), so the server
+can search a collection while its own background ingest writes to it.
 """
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ...errors import MissingDependencyError
-from ..types import RagError, ScoredPoint, SparseVector, StoredPoint, VectorQuery
+from ..types import CollectionBusyError, RagError, ScoredPoint, SparseVector, StoredPoint, VectorQuery
 from . import DENSE, HIT_FIELDS, SPARSE_VECTORS
 
 log = logging.getLogger(__name__)
 
 _BATCH = 256
+
+
+class _SharedShard:
+    """One loaded shard shared by the store objects of a process; every call holds its lock."""
+
+    def __init__(self, shard: Any):
+        self._shard = shard
+        self.lock = threading.RLock()
+        self.users = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._shard, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return attr(*args, **kwargs)
+
+        return locked
+
+
+#: resolved shard path -> the shard loaded in this process (the shard's file lock is per process)
+_LOADED: dict[str, _SharedShard] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 def _qe():
@@ -47,13 +75,22 @@ class EdgeStore:
         return (self.path / "edge_config.json").is_file()
 
     def _open(self) -> None:
+        key = str(self.path.resolve())
+        with _LOADED_LOCK:
+            shared = _LOADED.get(key)
+            if shared is None:
+                shared = _LOADED[key] = _SharedShard(self._load())
+            shared.users += 1
+        self._shard = shared
+
+    def _load(self) -> Any:
         qe = _qe()
         try:
-            self._shard = qe.EdgeShard.load(str(self.path))
+            return qe.EdgeShard.load(str(self.path))
         except Exception as e:  # noqa: BLE001 - the binding raises plain Exception
             if "WouldBlock" in str(e):
-                raise RagError(f"collection {self.collection!r} is in use by another llmlab process "
-                               "(an ingest?); wait for it to finish and try again") from None
+                raise CollectionBusyError(f"collection {self.collection!r} is busy: another llmlab process is "
+                                          "writing it (an ingest or embedding pass); try again when it finishes") from None
             raise RagError(f"cannot open collection {self.collection!r} at {self.path}: {e}") from None
 
     def ensure(self, dim: int) -> None:
@@ -85,12 +122,19 @@ class EdgeStore:
         return self._shard
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        if self._shard is None:
+            return
+        with _LOADED_LOCK:
+            self._shard.users -= 1
+            if self._shard.users <= 0:
+                _LOADED.pop(str(self.path.resolve()), None)
+                self._shard.close()
+        self._shard = None
 
     def drop(self) -> None:
         self.close()
+        with _LOADED_LOCK:  # other users in this process keep their handle; a new open loads afresh
+            _LOADED.pop(str(self.path.resolve()), None)
         shutil.rmtree(self.path, ignore_errors=True)
 
     def flush(self) -> None:
@@ -122,6 +166,23 @@ class EdgeStore:
         doc_ids = list(doc_ids)
         for i in range(0, len(doc_ids), _BATCH):
             self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._filter(doc_ids[i:i + _BATCH])))
+
+    def set_dense(self, vectors: dict[str, list[float]]) -> None:
+        qe = _qe()
+        items = list(vectors.items())
+        for i in range(0, len(items), _BATCH):
+            batch = [qe.PointVectors(id=pid, vector={DENSE: [float(x) for x in v]}) for pid, v in items[i:i + _BATCH]]
+            self.shard.update(qe.UpdateOperation.update_vectors(batch))
+
+    def dense_vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids or self._shard is None:
+            return {}
+        records = self.shard.retrieve(list(ids), with_payload=False, with_vector=[DENSE])
+        return {str(r.id): list(r.vector[DENSE]) for r in records if r.vector and DENSE in r.vector}
+
+    def clear_dense(self) -> None:
+        if self._shard is not None:
+            self.shard.update(_qe().UpdateOperation.delete_vectors_by_filter(self._filter(kind="chunk"), [DENSE]))
 
     # -- reading ---------------------------------------------------------------------------
     def query(self, queries: Sequence[VectorQuery], fields: Sequence[str] = HIT_FIELDS) -> list[list[ScoredPoint]]:

@@ -114,6 +114,25 @@ class QdrantStore:
             self.client.delete(self.collection, wait=True,
                                points_selector=m.FilterSelector(filter=self._filter(doc_ids[i:i + _BATCH])))
 
+    def set_dense(self, vectors: dict[str, list[float]]) -> None:
+        _, m = _models()
+        items = list(vectors.items())
+        for i in range(0, len(items), _BATCH):
+            batch = [m.PointVectors(id=pid, vector={DENSE: [float(x) for x in v]}) for pid, v in items[i:i + _BATCH]]
+            self.client.update_vectors(self.collection, points=batch, wait=True)
+
+    def dense_vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids or not self.exists():
+            return {}
+        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=False, with_vectors=[DENSE])
+        return {str(r.id): list(r.vector[DENSE]) for r in records if isinstance(r.vector, dict) and DENSE in r.vector}
+
+    def clear_dense(self) -> None:
+        _, m = _models()
+        if self.exists():
+            self.client.delete_vectors(self.collection, vectors=[DENSE], wait=True,
+                                       points=m.FilterSelector(filter=self._filter(kind="chunk")))
+
     # -- reading ---------------------------------------------------------------------------
     def query(self, queries: Sequence[VectorQuery], fields: Sequence[str] = HIT_FIELDS) -> list[list[ScoredPoint]]:
         _, m = _models()

@@ -2,7 +2,10 @@
 and ask questions answered with numbered, clickable citations.
 
 Ingestion, retrieval and answering are :mod:`llmlab.rag`'s — the same calls as
-``llmlab rag ingest|ask``. An uploaded file keeps the path Gradio stored it under (a folder
+``llmlab rag ingest|ask``. An upload is ingested as a background job (the same job the
+server's ``/lab/rag/upload`` starts); a timer shows its phase and chunks done while the
+collection is already searchable, and the collection table shows dense coverage and any
+documents an interrupted ingest left pending, with how to finish. An uploaded file keeps the path Gradio stored it under (a folder
 named by the file's content hash), so uploading the same file again changes nothing.
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ from ..feedback import updates, user_errors
 from ..lab import GENERATIONS, Lab
 from ..labels import bi, info
 
-COLLECTION_COLUMNS = ["name", "documents", "chunks", "embedder", "store"]
+COLLECTION_COLUMNS = ["name", "documents", "chunks", "dense", "pending", "embedder", "store"]
 DOC_COLUMNS = ["document", "title", "chunks", "updated"]
 CHUNK_COLUMNS = ["document", "#", "page", "section", "text"]
 MAX_CHUNKS_SHOWN = 300
@@ -32,7 +35,23 @@ def _name(source: str) -> str:
 def collection_rows(lab: Lab) -> list[list[Any]]:
     from ...rag.collection import list_collections
 
-    return [[c["name"], c["documents"], c["chunks"], c["embedder"], c["store"]] for c in list_collections(lab.settings)]
+    return [[c["name"], c["documents"], c["chunks"], f"{c['dense_done']}/{c['dense_total']}", c["pending"],
+             c["embedder"], c["store"]] for c in list_collections(lab.settings)]
+
+
+def collection_status(lab: Lab, name: str) -> str:
+    """One Markdown line: coverage and unfinished work of a collection, with how to finish it."""
+    from ...rag.collection import Collection
+
+    if not name or name not in collection_names(lab):
+        return ""
+    with Collection.open(name, settings=lab.settings) as coll:
+        st = coll.status()
+    d = st["dense"]
+    line = f"**{name}**: {st['documents']} 문서 · documents, {st['chunks']} chunks, dense {d['done']}/{d['total']}"
+    if st["pending_documents"]:
+        line += f", {len(st['pending_documents'])} pending"
+    return line + (f"\n\n⚠ {st['hint']}" if st["hint"] else "")
 
 
 @user_errors
@@ -60,11 +79,14 @@ def browse(lab: Lab, name: str) -> tuple[list[list[Any]], list[list[Any]]]:
 
 @user_errors
 def upload(lab: Lab, files: list[str] | None, name: str, embedder: str, tokenizer: str, chunk_tokens: float,
-           overlap: float, progress: Any = None) -> str:
-    """Ingest uploaded files; settings apply only when the collection is new."""
+           overlap: float) -> tuple[str, str]:
+    """Start ingesting uploaded files as a background job; settings apply only when the collection is new.
+
+    Returns (job id, first status line).
+    """
     import gradio as gr
 
-    from ...rag.ingest import ingest
+    from ...rag.ingest import start_ingest_job
 
     if not files:
         raise gr.Error("파일을 올려 주세요 · Upload a file first")
@@ -72,13 +94,44 @@ def upload(lab: Lab, files: list[str] | None, name: str, embedder: str, tokenize
     new = name not in collection_names(lab)
     config = dict(embedder=embedder or None, tokenizer=tokenizer or None, chunk_tokens=int(chunk_tokens),
                   overlap_tokens=int(overlap)) if new else {}
-    if progress is not None:
-        progress(None, desc=bi("문서 넣는 중", "ingesting"))
-    r = ingest([str(f) for f in files], name, settings=lab.settings, **config)
-    lines = [f"**{r.collection}**: {r.documents} 문서 · documents, {r.chunks} chunks, "
-             f"{r.unchanged} 변경 없음 · unchanged ({r.seconds:.1f} s)"]
-    lines += [f"- 건너뜀 · skipped {_name(s.path)}: {s.reason}" for s in r.skipped]
-    return "\n".join(lines)
+    job = start_ingest_job(lab.jobs, [str(f) for f in files], name, settings=lab.settings, **config)
+    return job.id, job_text(job)
+
+
+def job_text(job: Any) -> str:
+    """Where an ingest job is: phase, chunks done / total and rate, or its report when done."""
+    p = job.progress or {}
+    phase = {"lexical": bi("1/2 검색 색인", "1/2 lexical"), "dense": bi("2/2 임베딩", "2/2 dense"),
+             "load": bi("파일 읽는 중", "loading")}.get(p.get("phase"), p.get("phase", ""))
+    line = f"**{job.status}** · `{job.id}`"
+    if job.status == "running":
+        line += f" · {phase} {p.get('done', 0)}/{p.get('total') or '?'} chunks"
+        if p.get("chunks_per_s"):
+            line += f" · {p['chunks_per_s']} chunks/s"
+        if p.get("phase") == "dense":
+            line += " · " + bi("이미 검색할 수 있습니다", "already searchable")
+    if job.error:
+        line += f"\n\n⚠ {job.error['message']}"
+    r = job.result if isinstance(job.result, dict) else None
+    if r:
+        line += (f"\n\n**{r['collection']}**: {r['documents']} 문서 · documents, {r['chunks']} chunks, "
+                 f"{r['unchanged']} 변경 없음 · unchanged, dense {r['dense']['done']}/{r['dense']['total']} "
+                 f"({r['seconds']:.1f} s)")
+        line += "".join(f"\n- 건너뜀 · skipped {_name(s['path'])}: {s['reason']}" for s in r["skipped"])
+    return line
+
+
+def watch_job(lab: Lab, job_id: str | None) -> tuple[str, bool]:
+    """(status line, still running) for the page's timer."""
+    from ...jobs import TERMINAL, JobNotFoundError
+
+    if not job_id:
+        return "", False
+    try:
+        job = lab.jobs.get(job_id)
+    except JobNotFoundError as e:
+        return f"⚠ {e}", False
+    return job_text(job), job.status not in TERMINAL
 
 
 def answer_html(text: str, n_citations: int) -> str:
@@ -150,6 +203,7 @@ def build(lab: Lab) -> None:
                            info=info("새 이름을 쓰면 새 컬렉션이 만들어짐", "a new name creates a new collection"))
         refresh = gr.Button(bi("새로 고침", "Refresh"), size="sm", scale=1)
     collections = gr.Dataframe(headers=COLLECTION_COLUMNS, value=lambda: collection_rows(lab), interactive=False)
+    coll_status = gr.Markdown(elem_id="rag-collection-status")
 
     with gr.Row():
         with gr.Column():
@@ -187,16 +241,25 @@ def build(lab: Lab) -> None:
 
     def refresh_all(name: str):
         d, c = browse(lab, name)
-        return gr.update(choices=collection_names(lab)), collection_rows(lab), d, c
+        return gr.update(choices=collection_names(lab)), collection_rows(lab), d, c, collection_status(lab, name)
 
-    refresh.click(refresh_all, coll, [coll, collections, docs, chunks])
-    coll.change(lambda name: browse(lab, name), coll, [docs, chunks])
+    outputs = [coll, collections, docs, chunks, coll_status]
+    refresh.click(refresh_all, coll, outputs)
+    coll.change(lambda name: (*browse(lab, name), collection_status(lab, name)), coll, [docs, chunks, coll_status])
 
-    def do_upload(f, name, emb, tok, ct, ov, progress=gr.Progress()):
-        return upload(lab, f, name, emb, tok, ct, ov, progress)
+    job_id = gr.State(None)
+    timer = gr.Timer(1.0, active=False)
 
-    ingest_btn.click(do_upload, [files, coll, embedder, tokenizer, chunk_tokens, overlap], ingest_out).then(
-        refresh_all, coll, [coll, collections, docs, chunks])
+    def do_upload(f, name, emb, tok, ct, ov):
+        jid, line = upload(lab, f, name, emb, tok, ct, ov)
+        return jid, line, gr.Timer(active=True)
+
+    def poll(jid, name):
+        line, running = watch_job(lab, jid)
+        return (line, gr.Timer(active=running), *refresh_all(name))
+
+    ingest_btn.click(do_upload, [files, coll, embedder, tokenizer, chunk_tokens, overlap], [job_id, ingest_out, timer])
+    timer.tick(poll, [job_id, coll], [ingest_out, timer, *outputs])
 
     def go(q, name, m, kv, mx):
         yield from ask(lab, q, name, m, kv, mx)
