@@ -308,11 +308,11 @@ def embed_data(n_passages: int | None, n_questions: int | None, n_ingest: int) -
         corpus = [{"id": f"p{i}", "title": "", "text": p} for i, p in enumerate(paras)]
         questions = [(re.split(r"(?<=[.?!다])\s", c["text"], maxsplit=1)[0][:80], c["id"]) for c in corpus]
         source, extra = "bundled (docs/ko, examples; query = a paragraph's first sentence)", []
+    ingest = (corpus + extra)[:n_ingest]
     corpus = corpus[:n_passages] if n_passages else corpus
     ids = {c["id"] for c in corpus}
     questions = [q for q in questions if q[1] in ids][:n_questions] if n_questions else \
         [q for q in questions if q[1] in ids]
-    ingest = (corpus + extra)[:n_ingest]
     return {"source": source, "corpus": corpus, "questions": questions, "ingest": ingest}
 
 
