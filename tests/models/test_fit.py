@@ -219,9 +219,9 @@ def test_clear_errors():
 def test_machine_resources_never_imports_torch_without_a_gpu(tmp_path):
     code = textwrap.dedent("""
         import json, sys
-        from llmlab.models import fit
-        fit._gpu_device_present = lambda: False
-        m = fit.machine_resources()
+        from llmlab.models import shape
+        shape._gpu_device_present = lambda: False
+        m = shape.machine_resources()
         print(json.dumps({"torch": "torch" in sys.modules, "ram": m.ram_total, "avail": m.ram_available}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -231,7 +231,9 @@ def test_machine_resources_never_imports_torch_without_a_gpu(tmp_path):
 
 
 def test_meminfo_fallback_reads_proc():
-    info = fit._meminfo()
+    from llmlab.models import shape as shape_mod
+
+    info = shape_mod._meminfo()
     assert info.get("MemTotal", 0) > 0
     assert machine_resources(probe_gpu=False).ram_total > 0
 

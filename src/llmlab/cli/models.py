@@ -62,11 +62,12 @@ def list_cmd(show_catalog: bool, context: int, as_json: bool) -> None:
 
 def _list_catalog(context: int, as_json: bool) -> None:
     from ..models import catalog
+    from ..models.fit import memory_table
 
     cat = catalog.load_catalog()
     out: list[dict[str, Any]] = []
     for e in cat.models:
-        mem = catalog.memory_table(e, context=context)
+        mem = memory_table(e, context=context)
         pulled = catalog.cached_path(e) is not None
         out.append({**e.model_dump(), "gated": e.gated, "pulled": pulled, "memory": mem})
     if as_json:

@@ -29,7 +29,8 @@ from urllib.parse import urlparse
 
 from ..errors import InvalidParameterError, LLMLabError, MissingDependencyError, ModelNotFoundError
 from . import catalog
-from .spec import BUNDLED, hf_cache_dir
+from .hfcache import hf_cache_dir
+from .spec import BUNDLED
 
 log = logging.getLogger(__name__)
 
