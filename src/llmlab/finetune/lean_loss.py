@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 IGNORE_INDEX = -100
-#: positions projected onto the vocabulary at once: 1,024 × 49,152 fp32 logits are 192 MiB
-DEFAULT_CHUNK_TOKENS = 1024
+#: positions projected onto the vocabulary at once: 512 × 49,152 fp32 logits are 96 MiB (the
+#: cross-entropy and its gradient hold two or three such blocks at a time)
+DEFAULT_CHUNK_TOKENS = 512
 
 
 def response_token_loss(hidden, weight, labels, *, bias=None, num_items_in_batch=None,
@@ -105,8 +106,12 @@ def lean_forward(model, inputs: dict[str, Any], num_items_in_batch=None, chunk_t
 def lean_trainer_class(base):
     """A subclass of the trainer class ``base`` (TRL's ``SFTTrainer``) whose loss never builds full logits.
 
-    Only the training and evaluation *loss* changes; metrics TRL computes from the full
-    logits (per-token entropy) are not logged, token accuracy and token counts are.
+    TRL's own fused head (``add_fused_lm_head``) tiles the vocabulary too, but on a device
+    without Triton (the CPU) it scores *every* position, 4,096 tokens × 32,768 vocabulary
+    entries a tile, and its torch fallback holds several tile-sized temporaries: over a GiB
+    for a batch of 4 × 512. Here only labelled positions are scored, 512 at a time. The loss
+    is the same (``-Σ log p / num_items_in_batch``, or the mean over labelled tokens);
+    token accuracy and token counts are logged as TRL logs them, per-token entropy is not.
     """
 
     class LeanLossTrainer(base):
@@ -116,9 +121,9 @@ def lean_trainer_class(base):
             if "labels" not in inputs or not supports_lean_loss(_causal_lm(model)):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            if not self.model_accepts_loss_kwargs:
-                num_items_in_batch = None  # the trainer averages itself (as with the plain loss)
             loss, n, correct = lean_forward(model, inputs, num_items_in_batch, self.lean_chunk_tokens)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # as TRL does: DDP averages the gradients
             self._log_token_metrics(model, inputs, n, correct)
             return (loss, {"loss": loss}) if return_outputs else loss
 

@@ -33,6 +33,9 @@ from .runcard import RunCard, file_sha256
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+#: a CPU run turns gradient checkpointing on when it would need more than this without it,
+#: so the default run of the bundled model fits a laptop with 8 GiB
+CPU_MEMORY_BUDGET = 4 * 1024**3
 TRAINING_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
 
 
@@ -211,11 +214,13 @@ def build_trainer(config: TrainConfig, model, tokenizer, encoded: list[Encoded],
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
+    from .lean_loss import lean_trainer_class
+
     args = sft_config(config, has_eval=bool(eval_encoded), gradient_checkpointing=gradient_checkpointing)
-    trainer = SFTTrainer(model=model, args=args,
-                         train_dataset=to_dataset(encoded),
-                         eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
-                         peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
+    trainer = lean_trainer_class(SFTTrainer)(  # the loss without full-vocabulary logits (see lean_loss)
+        model=model, args=args, train_dataset=to_dataset(encoded),
+        eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
+        peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict on stdout, where --json goes
     if len(trainer.train_dataset) == 0:
         raise InvalidParameterError(
@@ -242,11 +247,20 @@ def quiet_libraries():
 
 
 # -- the run ----------------------------------------------------------------------------------
-def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> bool | None:
-    """Show ``llmlab models fit --train``'s estimate; returns the gradient-checkpointing choice.
+def run_seq_len(config: TrainConfig, encoded: list[Encoded]) -> int:
+    """The longest row the run will really build: ``max_seq_len`` when packing, else the longest example (clipped)."""
+    if config.packing or not encoded:
+        return config.max_seq_len
+    return min(config.max_seq_len, max(len(e.input_ids) for e in encoded))
+
+
+def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None], seq_len: int | None = None) -> bool | None:
+    """Show ``llmlab models fit --train``'s estimate for this run's batch and lengths; returns the checkpointing choice.
 
     On a CPU checkpointing is off (it costs about a third more compute) unless the estimate
-    without it does not fit in RAM; an explicit ``gradient_checkpointing`` is kept.
+    without it exceeds the available RAM or :data:`CPU_MEMORY_BUDGET`; an explicit
+    ``gradient_checkpointing`` is kept. When even the chosen configuration does not fit, a
+    warning says so before anything is loaded.
     """
     from ..models.fit import estimate_fit
 
@@ -256,17 +270,25 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None]) -> b
 
     def estimate(checkpointing):
         return estimate_fit(config.base, settings=settings, train=config.method, batch_size=config.batch_size,
-                            seq_len=config.max_seq_len, lora_rank=config.lora_r, gradient_checkpointing=checkpointing)
+                            seq_len=seq_len or config.max_seq_len, lora_rank=config.lora_r,
+                            gradient_checkpointing=checkpointing, lora_dropout=config.lora_dropout,
+                            device="cuda" if on_cuda(config) else "cpu")
 
     try:
         fit = estimate(gc)
-        if config.gradient_checkpointing is None and gc is False and fit.fits_ram is False:
+        budget = min(fit.machine.ram_available, CPU_MEMORY_BUDGET)
+        if config.gradient_checkpointing is None and gc is False and fit.total_bytes > budget:
+            without = fit.total_bytes
             gc, fit = True, estimate(True)
-            echo("gradient checkpointing on: without it this run would not fit in RAM")
+            echo(f"gradient checkpointing on: without it this run would need about {without / 2**30:.1f} GiB "
+                 f"(over {budget / 2**30:.1f} GiB); --no-gradient-checkpointing trains faster with that memory")
     except LLMLabError as e:  # an estimate must never stop a run
         echo(f"memory estimate unavailable: {e}")
         return gc
     echo(f"memory (llmlab models fit {config.base} --train {config.method}): {fit.verdict}")
+    if fit.fits_ram is False or fit.fits_gpu is False:
+        echo("warning: this run needs more memory than is available; it may be killed. "
+             "Lower --batch-size or --max-seq-len" + ("" if gc else ", or pass --gradient-checkpointing"))
     return gc
 
 
@@ -302,7 +324,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     eval_encoded = report.eval_encoded
     if config.eval_split:
         encoded, eval_encoded = split_eval(encoded, config.eval_split, config.seed)
-    gradient_checkpointing = plan_memory(config, settings, echo)
+    gradient_checkpointing = plan_memory(config, settings, echo, seq_len=run_seq_len(config, encoded))
 
     import torch
 

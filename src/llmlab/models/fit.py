@@ -17,7 +17,8 @@ from .catalog import CatalogEntry
 from .hfcache import cached_repo_snapshot
 from .memory import (CUDA_CONTEXT, LLAMACPP_UBATCH, LOAD_IN, TORCH_CPU_OVERHEAD, TRAIN_MODES, Component,  # noqa: F401
                      FitReport, activation_bytes, bnb_weight_bytes, default_context, estimate_for_shape,
-                     gguf_quant_bytes, kv_cache_bytes, llamacpp_compute_bytes, llamacpp_overhead_bytes, lora_params)
+                     gguf_quant_bytes, kv_cache_bytes, layer_activation_bytes, llamacpp_compute_bytes,
+                     llamacpp_overhead_bytes, lora_params, loss_bytes)
 from .metadata import read_gguf_header, shape_from_config, shape_from_gguf, shape_from_hf_folder  # noqa: F401
 from .shape import (DEFAULT_MAX_CTX, GGUF_QUANT_BPW, GiB, Machine, MiB, ModelShape, count_params, gib,  # noqa: F401
                     machine_resources, normalize_quant)
@@ -26,19 +27,21 @@ from .spec import BUNDLED, bundled_path
 def estimate_fit(model: str, *, settings: Settings | None = None, load_in: str | None = None, quant: str | None = None,
                  context: int | None = None, train: str | None = None, batch_size: int = 1, seq_len: int | None = None,
                  lora_rank: int = 16, gradient_checkpointing: bool | None = None,
-                 machine: Machine | None = None, flash_attn: bool = True) -> FitReport:
+                 machine: Machine | None = None, flash_attn: bool = True, runtime: str | None = None,
+                 device: str | None = None, lora_dropout: float = 0.05) -> FitReport:
     """Estimate the memory ``model`` needs (nothing is loaded) and whether it fits this machine.
 
     ``model`` is anything ``--model`` accepts that has local metadata (bundled name, GGUF file,
     Hugging Face folder, cached repo id) or a curated catalog name (its recorded architecture).
     """
     settings = settings or load_settings()
-    shape = locate_shape(model, settings, quant=quant, want_hf=bool(load_in or train))
+    shape = locate_shape(model, settings, quant=quant, want_hf=bool(load_in or train or runtime == "transformers"))
     if quant and shape.weight_format == f"gguf {normalize_quant(quant).upper()}" and shape.path is None:
         quant = None  # a catalog file of exactly that quantization: its published size is the weights
     return estimate_for_shape(shape, settings=settings, load_in=load_in, quant=quant, context=context, train=train,
                               batch_size=batch_size, seq_len=seq_len, lora_rank=lora_rank,
-                              gradient_checkpointing=gradient_checkpointing, machine=machine, flash_attn=flash_attn)
+                              gradient_checkpointing=gradient_checkpointing, machine=machine, flash_attn=flash_attn,
+                              runtime=runtime, device=device, lora_dropout=lora_dropout)
 
 
 # -- finding a model's metadata ------------------------------------------------------------------

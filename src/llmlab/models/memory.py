@@ -30,11 +30,24 @@ LLAMACPP_OVERHEAD_FIXED = 4 * MiB
 LLAMACPP_OVERHEAD_PER_VOCAB = 360  # bytes per vocabulary entry
 #: compute memory touched by the first short prompt (what is resident right after start-up)
 LLAMACPP_START_COMPUTE = 2 * MiB
-#: torch's own resident memory on the CPU, and a CUDA context on a GPU
+#: torch's own resident memory on the CPU (libraries, thread pools, allocator slack), and a
+#: CUDA context on a GPU; fine-tuning also loads peft, TRL, datasets and accelerate
 TORCH_CPU_OVERHEAD = 400 * MiB
+TORCH_TRAIN_OVERHEAD = 700 * MiB
 CUDA_CONTEXT = 500 * MiB
+#: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model:
+#: this fraction of a second fp32 copy is alive at the load-time peak
+GGUF_LOAD_TRANSIENT = 1.0
+
+#: llmlab's fine-tuning scores the vocabulary this many positions at a time (finetune/lean_loss.py)
+LOSS_CHUNK_TOKENS = 512
+#: logits-sized fp32 blocks alive at once in that loss: logits, log-softmax, and in the backward
+#: pass the recomputed logits and their gradient
+LOSS_BLOCKS = 4
 
 TRAIN_MODES = ("lora", "qlora", "full")
+RUNTIMES = ("llama.cpp", "transformers")
+DEVICES = ("cpu", "cuda")
 LOAD_IN = ("4bit", "8bit")
 
 
@@ -178,25 +191,62 @@ def lora_params(shape: ModelShape, rank: int = 16) -> int:
     return int(shape.n_layers * rank * (attn + mlp))
 
 
-def activation_bytes(shape: ModelShape, batch_size: int, seq_len: int, *, act_bytes: int = 2,
-                     gradient_checkpointing: bool = False) -> int:
-    """Activations kept for the backward pass.
+def layer_activation_bytes(shape: ModelShape, tokens: int, *, act_bytes: int = 2, mode: str = "lora",
+                           lora_dropout: float = 0.05) -> int:
+    """What autograd keeps of one transformer block for the backward pass, for ``tokens`` tokens.
 
-    Korthikanti et al. (2022) count ``s·b·h·34`` bytes per layer for a GPT block with a 4h MLP
-    in 16-bit (attention scores excluded, as SDPA/flash attention does not store them). We
-    generalise the MLP part to the real width: ``s·b·(18·h + 4·n_ff)`` for a 2-matrix MLP and
-    ``s·b·(18·h + 6·n_ff)`` for a gated one, scaled by ``act_bytes / 2``. With gradient
-    checkpointing only each layer's input (``2·s·b·h``) is kept, plus one layer recomputed.
-    The logits add ``2 × b·s·vocab × 4`` bytes (fp32 logits and their gradient).
+    Counted from what each operation saves (per token, ``e = act_bytes``):
+
+    * two RMS/LayerNorms: their input and their output, ``4·h·e``;
+    * attention through SDPA/flash attention: Q, K, V and the output, ``(2·q + 2·kv)·e``
+      (``q = heads·head_dim``, ``kv = kv_heads·head_dim``; no ``s × s`` score matrix is kept);
+    * the MLP: gate and up outputs and the activation's output, ``3·n_ff·e`` (2 without a gate);
+    * LoRA with dropout (PEFT's default 0.05): every adapted matrix keeps a dropped copy of its
+      input and the dropout mask, ``(Σ d_in)·(e + 1)`` — q, k, v, gate, up read ``h``, o reads
+      ``q``, down reads ``n_ff``; without dropout the adapters read the tensors above;
+    * full fine-tuning: o and down also keep their inputs, ``(q + n_ff)·e``.
+
+    A frozen linear layer keeps nothing (its input gradient needs only the weight).
     """
-    sbh = seq_len * batch_size
-    per_layer = sbh * (18 * shape.hidden + (6 if shape.gated_mlp else 4) * shape.n_ff) * act_bytes // 2
+    h, ff = shape.hidden, shape.n_ff
+    q, kv = shape.n_heads * shape.head_dim, shape.n_kv_heads * shape.head_dim
+    per_token = 4 * h * act_bytes + (2 * q + 2 * kv) * act_bytes + (3 if shape.gated_mlp else 2) * ff * act_bytes
+    if mode in ("lora", "qlora") and lora_dropout > 0:
+        d_in = (5 if shape.gated_mlp else 4) * h + q + ff
+        per_token += d_in * (act_bytes + 1)
+    elif mode == "full":
+        per_token += (q + ff) * act_bytes
+    return int(tokens * per_token)
+
+
+def activation_bytes(shape: ModelShape, batch_size: int, seq_len: int, *, act_bytes: int = 2,
+                     gradient_checkpointing: bool = False, mode: str = "lora", lora_dropout: float = 0.05) -> int:
+    """Activations kept for the backward pass, all layers, plus the one layer's gradients in flight.
+
+    Without gradient checkpointing every layer keeps :func:`layer_activation_bytes`; with it
+    only each layer's input (``h·e`` per token) is kept and one layer is recomputed at a time.
+    The backward pass holds the gradients of one layer's activations on top (one more layer).
+    """
+    tokens = batch_size * seq_len
+    layer = layer_activation_bytes(shape, tokens, act_bytes=act_bytes, mode=mode, lora_dropout=lora_dropout)
     if gradient_checkpointing:
-        layers = shape.n_layers * sbh * shape.hidden * act_bytes + per_layer
+        kept = shape.n_layers * tokens * shape.hidden * act_bytes + layer
     else:
-        layers = shape.n_layers * per_layer
-    logits = 2 * sbh * shape.vocab * 4
-    return int(layers + logits)
+        kept = shape.n_layers * layer
+    return int(kept + layer)
+
+
+def loss_bytes(shape: ModelShape, batch_size: int, seq_len: int, chunk_tokens: int = LOSS_CHUNK_TOKENS) -> int:
+    """The loss over the vocabulary, as llmlab's fine-tuning computes it (finetune/lean_loss.py).
+
+    Only labelled positions are projected onto the vocabulary, ``chunk_tokens`` at a time: one
+    chunk's fp32 logits, their log-softmax and, in the backward pass, the recomputed logits
+    and their gradient — ``LOSS_BLOCKS × chunk × vocab × 4`` bytes — plus the final hidden
+    states of every token and their gradient (``2 × b·s·h × 4``).
+    """
+    tokens = batch_size * seq_len
+    chunk = min(tokens, chunk_tokens)
+    return int(LOSS_BLOCKS * chunk * shape.vocab * 4 + 2 * tokens * shape.hidden * 4)
 
 
 # -- the estimate ------------------------------------------------------------------------------
@@ -211,8 +261,19 @@ def estimate_for_shape(shape: ModelShape, *, settings: Settings | None = None, l
                        quant: str | None = None, context: int | None = None, train: str | None = None,
                        batch_size: int = 1, seq_len: int | None = None, lora_rank: int = 16,
                        gradient_checkpointing: bool | None = None, machine: Machine | None = None,
-                       weight_bytes_override: int | None = None, flash_attn: bool = True) -> FitReport:
-    """:func:`estimate_fit` for a shape already in hand (the catalog uses this)."""
+                       weight_bytes_override: int | None = None, flash_attn: bool = True,
+                       runtime: str | None = None, device: str | None = None, lora_dropout: float = 0.05) -> FitReport:
+    """:func:`estimate_fit` for a shape already in hand (the catalog uses this).
+
+    ``runtime="transformers"`` estimates a GGUF model loaded into transformers (dequantized to
+    fp32), as ``--backend transformers`` and fine-tuning load it. ``device`` ("cpu" or "cuda")
+    picks the activation dtype and the runtime overhead; by default it follows the weights
+    (bitsandbytes and QLoRA: cuda; fine-tuning otherwise: the CPU).
+    """
+    if runtime is not None and runtime not in RUNTIMES:
+        raise InvalidParameterError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if device is not None and device not in DEVICES:
+        raise InvalidParameterError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if load_in is not None and load_in not in LOAD_IN:
         raise InvalidParameterError(f"--load-in must be one of {', '.join(LOAD_IN)}, got {load_in!r}")
     if train is not None and train not in TRAIN_MODES:
@@ -232,9 +293,12 @@ def estimate_for_shape(shape: ModelShape, *, settings: Settings | None = None, l
     n_ctx = int(context or default_context(shape, settings))
     if train:
         return _estimate_training(shape, train, machine, batch_size=batch_size, seq_len=seq_len or min(n_ctx, 512),
-                                  lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing, load_in=load_in)
-    if load_in or (not is_gguf and not quant):
-        return _estimate_transformers(shape, n_ctx, machine, load_in=load_in)
+                                  lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing, load_in=load_in,
+                                  device=device, lora_dropout=lora_dropout)
+    if load_in or runtime == "transformers" or (not is_gguf and not quant):
+        if quant:
+            raise InvalidParameterError("--quant estimates a GGUF file for llama.cpp; transformers loads GGUF dequantized")
+        return _estimate_transformers(shape, n_ctx, machine, load_in=load_in, device=device, batch_size=batch_size)
     return _estimate_llamacpp(shape, n_ctx, machine, quant=quant, weight_bytes_override=weight_bytes_override,
                               flash_attn=flash_attn)
 
@@ -276,97 +340,121 @@ def _dtype_bytes(shape: ModelShape) -> int:
     return DTYPE_BYTES.get(fmt, 2) if not shape.weight_format.startswith("gguf") else 4
 
 
-def _estimate_transformers(shape: ModelShape, n_ctx: int, machine: Machine, load_in: str | None) -> FitReport:
+def _weights_in_transformers(shape: ModelShape, device: str) -> tuple[int, int, str]:
+    """(bytes, bytes per element, description) of the weights once transformers holds them."""
+    if shape.weight_format.startswith("gguf"):
+        if device == "cuda":  # llmlab loads on CUDA in bfloat16
+            return shape.n_params * 2, 2, "bfloat16 (dequantized from GGUF)"
+        return shape.n_params * 4, 4, "float32 (dequantized from GGUF)"
+    el = _dtype_bytes(shape)
+    wbytes = int(shape.weight_bytes) if shape.weight_bytes else shape.n_params * el
+    return wbytes, el, shape.weight_format
+
+
+def _runtime_overhead(device: str, training: bool) -> Component:
+    if device == "cuda":
+        return Component("runtime_overhead", CUDA_CONTEXT, "CUDA context and kernels (outside torch's allocator)")
+    return Component("runtime_overhead", TORCH_TRAIN_OVERHEAD if training else TORCH_CPU_OVERHEAD,
+                     "torch and transformers" + (", peft, TRL, datasets" if training else "") + " loaded; allocator slack")
+
+
+def _estimate_transformers(shape: ModelShape, n_ctx: int, machine: Machine, load_in: str | None,
+                           device: str | None = None, batch_size: int = 1) -> FitReport:
+    gguf = shape.weight_format.startswith("gguf")
     if load_in:
         wbytes = bnb_weight_bytes(shape, load_in)
         wdesc = "nf4 4-bit (bitsandbytes, double quant)" if load_in == "4bit" else "int8 (bitsandbytes LLM.int8)"
         el = 2
         device = "cuda"
     else:
-        el = _dtype_bytes(shape)
-        wbytes = int(shape.weight_bytes) if shape.weight_bytes and not shape.weight_format.startswith("gguf") \
-            else shape.n_params * el
-        wdesc = shape.weight_format if not shape.weight_format.startswith("gguf") else "float32 (dequantized from GGUF)"
-        device = "cpu or cuda"
-    kv = kv_cache_bytes(shape, n_ctx, bytes_per_el=el, pad=0)
-    work = n_ctx * (4 * shape.hidden + 3 * shape.n_ff) * el + 4 * shape.vocab
+        wbytes, el, wdesc = _weights_in_transformers(shape, device or "cpu")
+        device = device or "cpu or cuda"
+    kv = kv_cache_bytes(shape, n_ctx, bytes_per_el=el, pad=0) * batch_size
+    # prefill: one layer's working set over the prompt, and the logits of the last position only
+    # (generate asks for one), upcast to fp32, with the sampler's copies
+    work = batch_size * n_ctx * (4 * shape.hidden + 3 * shape.n_ff) * el + 3 * batch_size * shape.vocab * 4
     comps = [
         Component("weights", wbytes, wdesc),
-        Component("kv_cache", kv, f"dynamic cache at {n_ctx} tokens, {el}-byte elements"),
-        Component("activations", work, "prefill working set of one layer + last-token logits"),
-        Component("runtime_overhead", CUDA_CONTEXT if device == "cuda" else TORCH_CPU_OVERHEAD,
-                  "CUDA context" if device == "cuda" else "torch runtime"),
+        Component("kv_cache", kv, f"dynamic cache at {n_ctx} tokens × batch {batch_size}, {el}-byte elements"),
+        Component("activations", work, "prefill working set of one layer + last-position logits (fp32)"),
     ]
+    if gguf and not load_in and device != "cuda":
+        comps.append(Component("load_transient", int(shape.n_params * 4 * GGUF_LOAD_TRANSIENT),
+                               "GGUF tensors dequantized in numpy while the model is built (load-time peak)"))
+    comps.append(_runtime_overhead("cuda" if device == "cuda" else "cpu", training=False))
     total = sum(c.bytes for c in comps)
     fits_gpu = None if machine.gpu_total is None else total <= (machine.gpu_free or machine.gpu_total)
     fits_ram = None if device == "cuda" else total <= machine.ram_available
     if device == "cuda":
-        where = ("no CUDA GPU is visible here, and bitsandbytes needs one" if fits_gpu is None
+        where = ("no CUDA GPU is visible here" + (", and bitsandbytes needs one" if load_in else "") if fits_gpu is None
                  else f"it {'fits' if fits_gpu else 'does NOT fit'} this GPU ({gib(machine.gpu_free or 0)} GiB free)")
     else:
         parts = [f"{'fits' if fits_ram else 'does NOT fit'} in RAM ({gib(machine.ram_available)} GiB available)"]
-        if fits_gpu is not None:
+        if fits_gpu is not None and device != "cpu":
             parts.append(f"{'fits' if fits_gpu else 'does NOT fit'} on the GPU ({gib(machine.gpu_free or 0)} GiB free)")
         where = "it " + " and ".join(parts)
     verdict = f"{shape.name} on transformers ({wdesc}) with a {n_ctx}-token context needs about {gib(total)} GiB; {where}."
     return FitReport(model=shape.name, runtime="transformers", device=device, mode="inference", weights=wdesc,
                      context=n_ctx, n_params=shape.n_params, components=comps, machine=machine, fits_ram=fits_ram,
-                     fits_gpu=fits_gpu, verdict=verdict,
+                     fits_gpu=fits_gpu, verdict=verdict, batch_size=batch_size,
                      assumptions=["embeddings and lm_head stay 16-bit under bitsandbytes" if load_in else
-                                  "weights in the checkpoint's dtype"])
+                                  "weights in the checkpoint's dtype (GGUF: fp32 on the CPU, bfloat16 on CUDA)",
+                                  "on CUDA: what torch reserves plus the CUDA context"])
 
 
 def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_size: int, seq_len: int,
-                       lora_rank: int, gradient_checkpointing: bool | None, load_in: str | None) -> FitReport:
+                       lora_rank: int, gradient_checkpointing: bool | None, load_in: str | None,
+                       device: str | None = None, lora_dropout: float = 0.05) -> FitReport:
     if gradient_checkpointing is None:
         gradient_checkpointing = mode == "qlora"  # prepare_model_for_kbit_training turns it on
     is_gguf = shape.weight_format.startswith("gguf")
-    el = 4 if is_gguf else _dtype_bytes(shape)  # GGUF weights are dequantized to float32
+    if mode == "qlora" or load_in:
+        device = "cuda"
+    device = device or "cpu"
+    # the CPU trains in fp32 (a GGUF is dequantized to fp32); CUDA loads 16-bit and autocasts
+    el = 4 if device == "cpu" or mode == "full" else (2 if is_gguf else _dtype_bytes(shape))
     comps: list[Component] = []
     assumptions = [f"AdamW: two fp32 states (m, v) per trainable parameter; batch {batch_size} × {seq_len} tokens",
-                   "gradient checkpointing " + ("on" if gradient_checkpointing else "off")]
-    if mode == "full":
+                   "gradient checkpointing " + ("on" if gradient_checkpointing else "off"),
+                   f"loss over labelled positions only, {LOSS_CHUNK_TOKENS} at a time (no full logits)"]
+    if mode == "full":  # llmlab loads fp32 master weights for full fine-tuning (CUDA autocasts the compute)
         trainable = shape.n_params
         comps.append(Component("weights", shape.n_params * el, f"{el}-byte weights, all trainable"))
         comps.append(Component("gradients", shape.n_params * el, "one gradient per weight, same dtype"))
-        if el < 4:
-            comps.append(Component("master_weights", shape.n_params * 4, "fp32 copy for mixed precision"))
         comps.append(Component("optimizer_states", shape.n_params * 8, "AdamW m and v in fp32"))
-        device = "cpu or cuda"
     else:
         trainable = lora_params(shape, lora_rank)
         if mode == "qlora" or load_in == "4bit":
             comps.append(Component("weights", bnb_weight_bytes(shape, "4bit"), "frozen base in NF4 (bitsandbytes)"))
-            device = "cuda"
         elif load_in == "8bit":
             comps.append(Component("weights", bnb_weight_bytes(shape, "8bit"), "frozen base in int8 (bitsandbytes)"))
-            device = "cuda"
         else:
             comps.append(Component("weights", shape.n_params * el, f"frozen base, {el}-byte weights"))
-            device = "cpu or cuda"
         comps.append(Component("lora_weights", trainable * 4, f"rank {lora_rank} adapters on every attention/MLP matrix (fp32)"))
         comps.append(Component("gradients", trainable * 4, "adapter gradients (fp32)"))
         comps.append(Component("optimizer_states", trainable * 8, "AdamW m and v in fp32"))
-        assumptions.append(f"LoRA rank {lora_rank} on every attention and MLP matrix")
-    act_el = 2 if (el <= 2 or device == "cuda") else 4
+        assumptions.append(f"LoRA rank {lora_rank} on every attention and MLP matrix, dropout {lora_dropout}")
+    act_el = 4 if device == "cpu" else 2
     comps.append(Component("activations", activation_bytes(shape, batch_size, seq_len, act_bytes=act_el,
-                                                           gradient_checkpointing=gradient_checkpointing),
+                                                           gradient_checkpointing=gradient_checkpointing, mode=mode,
+                                                           lora_dropout=lora_dropout),
                            f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"))
-    comps.append(Component("runtime_overhead", CUDA_CONTEXT if device == "cuda" else TORCH_CPU_OVERHEAD,
-                           "CUDA context" if device == "cuda" else "torch runtime"))
+    comps.append(Component("logits", loss_bytes(shape, batch_size, seq_len),
+                           f"loss in chunks of ≤{LOSS_CHUNK_TOKENS} positions × {shape.vocab:,} vocabulary (fp32)"))
+    comps.append(_runtime_overhead(device, training=True))
     total = sum(c.bytes for c in comps)
     fits_gpu = None if machine.gpu_total is None else total <= (machine.gpu_free or machine.gpu_total)
-    fits_ram = None if device == "cuda" else total <= machine.ram_available
-    bits = []
-    if fits_ram is not None:
-        bits.append(f"{'fits' if fits_ram else 'does NOT fit'} in RAM ({gib(machine.ram_available)} GiB available)")
-    if fits_gpu is not None:
-        bits.append(f"{'fits' if fits_gpu else 'does NOT fit'} on the GPU ({gib(machine.gpu_free or 0)} GiB free)")
-    elif device == "cuda":
-        bits.append("needs a CUDA GPU, none is visible here")
-    verdict = (f"{mode} fine-tuning of {shape.name} ({trainable:,} trainable parameters) needs about {gib(total)} GiB; "
-               f"it {' and '.join(bits)}.")
+    fits_ram = total <= machine.ram_available if device == "cpu" else None
+    if device == "cpu":
+        where = f"it {'fits' if fits_ram else 'does NOT fit'} in RAM ({gib(machine.ram_available)} GiB available)"
+    elif fits_gpu is not None:
+        where = f"it {'fits' if fits_gpu else 'does NOT fit'} on the GPU ({gib(machine.gpu_free or 0)} GiB free)"
+    else:
+        where = "it needs a CUDA GPU, none is visible here"
+    verdict = (f"{mode} fine-tuning of {shape.name} on {'the CPU' if device == 'cpu' else 'CUDA'} "
+               f"({trainable:,} trainable parameters, batch {batch_size} × {seq_len} tokens) needs about "
+               f"{gib(total)} GiB; {where}.")
     return FitReport(model=shape.name, runtime="transformers", device=device, mode=mode,
                      weights=comps[0].note, context=seq_len, n_params=shape.n_params, components=comps, machine=machine,
-                     fits_ram=fits_ram, fits_gpu=fits_gpu, verdict=verdict, batch_size=batch_size, seq_len=seq_len,
-                     trainable_params=trainable, assumptions=assumptions)
+                     fits_ram=fits_ram, fits_gpu=fits_gpu if device == "cuda" else None, verdict=verdict,
+                     batch_size=batch_size, seq_len=seq_len, trainable_params=trainable, assumptions=assumptions)
