@@ -11,8 +11,11 @@ Cases (bundled SmolLM2-135M):
 * ``infer-llamacpp``: generation through the llama.cpp backend;
 * ``infer-hf``: generation through the transformers backend (the GGUF dequantized to fp32);
 * ``lora``: ``llmlab finetune`` with default settings (batch 4, max_seq_len 512, rank 16),
-  ``--max-steps`` steps on ``--examples`` examples of KoAlpaca (../shared/data/ko_sft, or
-  examples/ko_article.txt cut into examples when that is absent).
+  ``--max-steps`` steps on the ``--examples`` longest of KoAlpaca's first 1,000 examples
+  (../shared/data/ko_sft, so every batch is 4 × 512 tokens; examples/ko_article.txt cut into
+  examples when that is absent);
+* ``lora-nogc``: the same with ``--no-gradient-checkpointing`` (the default turns it on when
+  the run would need more than 4 GiB without it).
 
 Target: every prediction within ±25% of the measured peak. Prints one JSON line per case and a
 summary line; nothing here asserts timing.
@@ -34,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ko_sft" / "train.jsonl"
 FALLBACK = ROOT / "examples" / "ko_article.txt"
-CASES = ("infer-llamacpp", "infer-hf", "lora")
+CASES = ("infer-llamacpp", "infer-hf", "lora", "lora-nogc")
 MODEL = "smollm2-135m"
 
 
@@ -69,8 +72,9 @@ def trace(label: str) -> None:
 
 def write_examples(path: Path, n: int) -> str:
     """``n`` alpaca examples: KoAlpaca's first ones, or paragraphs of the bundled Korean article."""
-    if SHARED.exists():
-        lines = SHARED.read_text(encoding="utf-8").splitlines()[:n]
+    if SHARED.exists():  # the longest answers of the first 1,000: every batch reaches max_seq_len
+        pool = SHARED.read_text(encoding="utf-8").splitlines()[:1000]
+        lines = sorted(pool, key=lambda x: -len(json.loads(x).get("output", "")))[:n]
         source = str(SHARED)
     else:
         paras = [p.strip() for p in FALLBACK.read_text(encoding="utf-8").split("\n") if p.strip()]
@@ -90,7 +94,7 @@ def child(case: str, args) -> None:
     home = Path(args.home)
     settings = Settings(home=home, ledger=False)
     out: dict = {"case": case}
-    if case == "lora":
+    if case in ("lora", "lora-nogc"):
         from transformers import TrainerCallback
 
         from llmlab.finetune.config import TrainConfig
@@ -99,7 +103,8 @@ def child(case: str, args) -> None:
         data = home / "train.jsonl"
         out["data"] = write_examples(data, args.examples)
         config = TrainConfig(train=str(data), base=MODEL, out=str(home / "run"), max_steps=args.steps,
-                             threads=args.threads, save_steps=10_000, device="cpu")
+                             threads=args.threads, save_steps=10_000, device="cpu",
+                             gradient_checkpointing=False if case == "lora-nogc" else None)
         lines: list[str] = []
 
         class Tracer(TrainerCallback):
@@ -120,17 +125,16 @@ def child(case: str, args) -> None:
         from llmlab import load_model
 
         backend = "llamacpp" if case == "infer-llamacpp" else "transformers"
-        model = load_model(MODEL, settings=settings, backend=backend, ledger=False, threads=args.threads)
+        opts = {"n_ctx": 512} if case == "infer-llamacpp" else {}
+        model = load_model(MODEL, settings=settings, backend=backend, ledger=False, threads=args.threads, **opts)
         trace("model loaded")
-        prompt = "Tell me about the history of Seoul. " * 20
+        prompt = "Tell me about the history of Seoul. " * 40  # about 320 tokens
         model.generate(prompt, max_tokens=args.gen_tokens, temperature=0.0)
         trace("generated")
-        n_prompt = len(model.tokenize(prompt)) if hasattr(model, "tokenize") else 300
-        ctx = n_prompt + args.gen_tokens
-        if case == "infer-llamacpp":
-            fit = estimate_fit(MODEL, settings=settings)
+        if case == "infer-llamacpp":  # a 512-token context, most of it filled by the prompt
+            fit = estimate_fit(MODEL, settings=settings, context=512)
         else:
-            fit = estimate_fit(MODEL, settings=settings, load_in=None, context=ctx, backend="transformers")
+            fit = estimate_fit(MODEL, settings=settings, context=512, runtime="transformers", device="cpu")
         out["predicted"] = fit.total_bytes
         out["verdict"] = fit.verdict
     print("RESULT " + json.dumps(out), flush=True)
@@ -198,7 +202,7 @@ def measure(case: str, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default="infer-llamacpp,infer-hf,lora")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--examples", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
