@@ -129,7 +129,7 @@ def child(case: str, args) -> None:
         model = load_model(MODEL, settings=settings, backend=backend, ledger=False, threads=args.threads, **opts)
         trace("model loaded")
         prompt = "Tell me about the history of Seoul. " * 40  # about 320 tokens
-        model.generate(prompt, max_tokens=args.gen_tokens, temperature=0.0)
+        model.generate(prompt, max_new_tokens=args.gen_tokens, temperature=0.0)
         trace("generated")
         if case == "infer-llamacpp":  # a 512-token context, most of it filled by the prompt
             fit = estimate_fit(MODEL, settings=settings, context=512)

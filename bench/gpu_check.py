@@ -157,7 +157,8 @@ def pack() -> int:
     p = plan()
     PACK.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-           "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+           "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_24_x86_64",
+           "--platform", "manylinux_2_17_x86_64",
            "--platform", "manylinux2014_x86_64", "-d", str(PACK), *p["to_pack"]]
     print(" ".join(cmd), file=sys.stderr)
     rc = subprocess.run(cmd).returncode
@@ -265,8 +266,7 @@ def part_generate(work: Path) -> dict:
                        ledger=False, device="cuda")
         hf_model, tok = m.backend.model, m.backend.tokenizer
         ids = tok(PROMPT, return_tensors="pt").input_ids.to("cuda")
-        new = 100 - ids.shape[1]
-        sample = dict(temperature=0.7, no_repeat_ngram_size=2, max_tokens=new, seed=0)
+        sample = dict(temperature=0.7, no_repeat_ngram_size=2, max_length=100, seed=0)  # the seed's sample
         m.generate(PROMPT, **sample)  # warm-up
         torch.cuda.synchronize()
         t = time.perf_counter()
@@ -277,14 +277,15 @@ def part_generate(work: Path) -> dict:
                                 pad_token_id=tok.eos_token_id)
         torch.cuda.synchronize()
         ref_s = time.perf_counter() - t
-        greedy = m.generate(PROMPT, temperature=0.0, max_tokens=new)
-        ref_greedy = hf_model.generate(ids, max_length=100, do_sample=False, pad_token_id=tok.eos_token_id,
-                                       eos_token_id=None)
-        ref_text = tok.decode(ref_greedy[0, ids.shape[1]:], skip_special_tokens=True)
+        greedy = m.generate(PROMPT, temperature=0.0, max_length=100)
+        ref_greedy = hf_model.generate(ids, max_length=100, do_sample=False, pad_token_id=tok.eos_token_id)
+        ref_ids = [t for t in ref_greedy[0, ids.shape[1]:].tolist() if t != tok.eos_token_id]
+        ref_text = tok.decode(ref_ids, skip_special_tokens=True)
         ours_tps = c.usage.completion_tokens / ours_s
         ref_tps = (ref.shape[1] - ids.shape[1]) / ref_s
         out[name] = {"llmlab_tokens_per_s": round(ours_tps, 1), "hf_tokens_per_s": round(ref_tps, 1),
                      "ratio": round(ours_tps / ref_tps, 3), "greedy_identical": greedy.text == ref_text,
+                     "greedy_tokens": [greedy.usage.completion_tokens, len(ref_ids)],
                      "greedy_llmlab": greedy.text[:120], "greedy_hf": ref_text[:120]}
         del m, hf_model
         torch.cuda.empty_cache()
@@ -320,9 +321,9 @@ def child_nf4(who: str, folder: str) -> dict:
 
         m = load_model(folder, backend="transformers", settings=Settings(ledger=False), ledger=False, load_in="4bit")
         load_s = time.perf_counter() - t
-        m.generate(PROMPT, max_tokens=8, temperature=0.0)
+        m.generate(PROMPT, max_new_tokens=8, temperature=0.0)
         t = time.perf_counter()
-        c = m.generate(PROMPT, max_tokens=64, temperature=0.0)
+        c = m.generate(PROMPT, max_new_tokens=64, temperature=0.0)
         n = c.usage.completion_tokens
     else:
         from transformers import pipeline
@@ -374,7 +375,7 @@ def child_qlora(folder: str, work: str) -> dict:
     memory = gpu_memory(context)
     pred = estimate_fit(folder, train="qlora", batch_size=2, seq_len=128, settings=settings).total_bytes
     m = load_model(str(work_p / "adapter"), backend="transformers", settings=settings, ledger=False, load_in="4bit")
-    text = m.generate(PROMPT, max_tokens=16, temperature=0.0).text
+    text = m.generate(PROMPT, max_new_tokens=16, temperature=0.0).text
     first, last = result.train_loss_first, result.train_loss_last
     return {"steps": result.steps, "loss_first": first, "loss_last": last,
             "loss_fell": first is not None and last is not None and last < first,

@@ -93,12 +93,13 @@ def test_lora_parameter_count():
 def test_activations_follow_the_documented_formula():
     s = shape()  # h 64, q 64, kv 32, n_ff 128, gated, 4 layers
     tokens = 2 * 512
-    frozen = 4 * 64 * 2 + (2 * 64 + 2 * 32) * 2 + 3 * 128 * 2  # norms, attention, MLP; 2-byte activations
+    frozen = 2 * 64 * 2 + (2 * 64 + 2 * 32) * 2 + 3 * 128 * 2  # norm inputs, attention, MLP; 2-byte activations
     lora = (5 * 64 + 64 + 128) * (2 + 1)  # dropped copies of each adapted input + their masks
     layer = tokens * (frozen + lora)
     assert layer_activation_bytes(s, tokens, act_bytes=2) == layer
-    assert layer_activation_bytes(s, tokens, act_bytes=2, lora_dropout=0.0) == tokens * frozen
-    assert layer_activation_bytes(s, tokens, act_bytes=2, mode="full") == tokens * (frozen + (64 + 128) * 2)
+    norm_out = 2 * 64 * 2  # read by the adapters themselves when there is no dropout
+    assert layer_activation_bytes(s, tokens, act_bytes=2, lora_dropout=0.0) == tokens * (frozen + norm_out)
+    assert layer_activation_bytes(s, tokens, act_bytes=2, mode="full") == tokens * (frozen + norm_out + (64 + 128) * 2)
     assert activation_bytes(s, 2, 512) == 4 * layer + layer  # every layer + one layer's gradients in flight
     ckpt = activation_bytes(s, 2, 512, gradient_checkpointing=True)
     assert ckpt == 4 * tokens * 64 * 2 + 2 * layer

@@ -197,7 +197,8 @@ def layer_activation_bytes(shape: ModelShape, tokens: int, *, act_bytes: int = 2
 
     Counted from what each operation saves (per token, ``e = act_bytes``):
 
-    * two RMS/LayerNorms: their input and their output, ``4·h·e``;
+    * two RMS/LayerNorms: their input, ``2·h·e``, and their output when a trainable matrix reads
+      it directly (full fine-tuning, LoRA without dropout), ``2·h·e`` more;
     * attention through SDPA/flash attention: Q, K, V and the output, ``(2·q + 2·kv)·e``
       (``q = heads·head_dim``, ``kv = kv_heads·head_dim``; no ``s × s`` score matrix is kept);
     * the MLP: gate and up outputs and the activation's output, ``3·n_ff·e`` (2 without a gate);
@@ -210,12 +211,14 @@ def layer_activation_bytes(shape: ModelShape, tokens: int, *, act_bytes: int = 2
     """
     h, ff = shape.hidden, shape.n_ff
     q, kv = shape.n_heads * shape.head_dim, shape.n_kv_heads * shape.head_dim
-    per_token = 4 * h * act_bytes + (2 * q + 2 * kv) * act_bytes + (3 if shape.gated_mlp else 2) * ff * act_bytes
+    per_token = 2 * h * act_bytes + (2 * q + 2 * kv) * act_bytes + (3 if shape.gated_mlp else 2) * ff * act_bytes
     if mode in ("lora", "qlora") and lora_dropout > 0:
         d_in = (5 if shape.gated_mlp else 4) * h + q + ff
         per_token += d_in * (act_bytes + 1)
-    elif mode == "full":
-        per_token += (q + ff) * act_bytes
+    else:  # the adapters (or trainable weights) read the norms' outputs themselves
+        per_token += 2 * h * act_bytes
+        if mode == "full":
+            per_token += (q + ff) * act_bytes
     return int(tokens * per_token)
 
 
