@@ -65,3 +65,28 @@ def test_packed_examples_do_not_attend_to_each_other():
     assert torch.allclose(packed[:5], alone_a, atol=1e-5)
     assert torch.allclose(packed[5:], alone_b, atol=1e-5)  # b never saw a
     assert batch["labels"][0, 5] == -100  # no loss for predicting b's first token from a
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU policy")
+def test_memory_plan_prints_the_runs_estimate_and_checkpoints_over_budget(tmp_path, monkeypatch):
+    from llmlab.finetune.formatting import Encoded
+    from llmlab.finetune.train import CPU_MEMORY_BUDGET, plan_memory, run_seq_len
+    from llmlab.models import memory
+    from llmlab.models.shape import GiB, Machine
+
+    monkeypatch.setattr(memory, "machine_resources", lambda probe_gpu=True: Machine(64 * GiB, 48 * GiB))
+    lines: list[str] = []
+    config = cfg(tmp_path)  # defaults: batch 4, max_seq_len 512
+    rows = [Encoded(input_ids=[1] * n, mask=[1] * n, text="") for n in (40, 700, 90)]
+    assert run_seq_len(config, rows) == 512  # the longest example, clipped
+    assert run_seq_len(config, rows[:1]) == 40
+    assert plan_memory(config, None, lines.append, seq_len=512) is True  # over the 4 GiB budget without it
+    assert "gradient checkpointing on" in lines[0] and "needs about" in lines[1] and "batch 4 × 512" in lines[1]
+    lines.clear()
+    assert plan_memory(config, None, lines.append, seq_len=40) is False  # a short run stays fast
+    assert len(lines) == 1 and "needs about" in lines[0]
+    lines.clear()
+    monkeypatch.setattr(memory, "machine_resources", lambda probe_gpu=True: Machine(GiB, GiB // 4))
+    plan_memory(config, None, lines.append, seq_len=40)
+    assert any(x.startswith("warning: this run needs more memory") for x in lines)
+    assert CPU_MEMORY_BUDGET == 4 * GiB

@@ -9,6 +9,7 @@ import yaml
 from llmlab.errors import ConfigError, InvalidParameterError, ModelNotFoundError
 from llmlab.models import catalog
 from llmlab.models.catalog import CATALOG_PATH, load_catalog
+from llmlab.models.fit import memory_table
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +96,11 @@ def test_names_resolve_only_once_pulled(tmp_path, monkeypatch):
 
 
 def test_memory_table_per_quantization(cat):
-    rows = catalog.memory_table(cat.get("qwen2.5-1.5b-instruct"), context=4096)
+    rows = memory_table(cat.get("qwen2.5-1.5b-instruct"), context=4096)
     by = {(r["form"], r["quant"]): r for r in rows}
     assert set(by) == {("gguf", "q4_k_m"), ("gguf", "q8_0"), ("hf", "bfloat16"), ("hf", "8bit"), ("hf", "4bit")}
     assert by["gguf", "q4_k_m"]["bytes"] > by["gguf", "q4_k_m"]["file_bytes"]  # + KV cache and buffers
     assert by["gguf", "q4_k_m"]["bytes"] < by["gguf", "q8_0"]["bytes"]
     assert by["hf", "4bit"]["bytes"] < by["hf", "8bit"]["bytes"] < by["hf", "bfloat16"]["bytes"]
-    poly = catalog.memory_table(cat.get("polyglot-ko-1.3b"), context=4096)
+    poly = memory_table(cat.get("polyglot-ko-1.3b"), context=4096)
     assert all(r["context"] == 2048 for r in poly)  # capped at the model's window

@@ -14,6 +14,7 @@ import pytest
 from llmlab.errors import InvalidParameterError, ModelNotFoundError
 from llmlab.models import fit
 from llmlab.models.fit import (GiB, MiB, Machine, ModelShape, activation_bytes, bnb_weight_bytes, count_params,
+                               layer_activation_bytes, loss_bytes,
                                estimate_fit, estimate_for_shape, gguf_quant_bytes, kv_cache_bytes,
                                llamacpp_compute_bytes, lora_params, machine_resources, shape_from_gguf,
                                shape_from_hf_folder)
@@ -90,13 +91,49 @@ def test_lora_parameter_count():
 
 
 def test_activations_follow_the_documented_formula():
-    s = shape()
-    per_layer = 2 * 512 * (18 * 64 + 6 * 128)  # batch 2 × 512 tokens, 2-byte activations
-    logits = 2 * 2 * 512 * 1000 * 4
-    assert activation_bytes(s, 2, 512) == 4 * per_layer + logits
+    s = shape()  # h 64, q 64, kv 32, n_ff 128, gated, 4 layers
+    tokens = 2 * 512
+    frozen = 2 * 64 * 2 + (2 * 64 + 2 * 32) * 2 + 3 * 128 * 2  # norm inputs, attention, MLP; 2-byte activations
+    lora = (5 * 64 + 64 + 128) * (2 + 1)  # dropped copies of each adapted input + their masks
+    layer = tokens * (frozen + lora)
+    assert layer_activation_bytes(s, tokens, act_bytes=2) == layer
+    norm_out = 2 * 64 * 2  # read by the adapters themselves when there is no dropout
+    assert layer_activation_bytes(s, tokens, act_bytes=2, lora_dropout=0.0) == tokens * (frozen + norm_out)
+    assert layer_activation_bytes(s, tokens, act_bytes=2, mode="full") == tokens * (frozen + norm_out + (64 + 128) * 2)
+    assert activation_bytes(s, 2, 512) == 4 * layer + layer  # every layer + one layer's gradients in flight
     ckpt = activation_bytes(s, 2, 512, gradient_checkpointing=True)
-    assert ckpt == 4 * 2 * 512 * 64 * 2 + per_layer + logits
+    assert ckpt == 4 * tokens * 64 * 2 + 2 * layer
     assert ckpt < activation_bytes(s, 2, 512)
+
+
+def test_the_loss_never_holds_full_logits():
+    s = shape(vocab=50_000)
+    # 4 × 512 positions, but only 512 are projected onto the vocabulary at a time
+    assert loss_bytes(s, 4, 512) == 4 * 512 * 50_000 * 4 + 2 * 4 * 512 * 64 * 4
+    assert loss_bytes(s, 4, 512) == loss_bytes(s, 4, 1024) - 2 * 4 * 512 * 64 * 4
+
+
+def test_training_bill_has_every_part():
+    r = estimate_for_shape(shape(weight_format="gguf Q4_1", weight_bytes=600_000), train="lora", machine=BIG,
+                           batch_size=4, seq_len=256)
+    assert r.device == "cpu" and r.fits_gpu is None and r.fits_ram is True
+    names = [c.name for c in r.components]
+    assert names == ["weights", "lora_weights", "gradients", "optimizer_states", "activations", "logits",
+                     "runtime_overhead"]
+    assert r.component("weights") == 1_000_000 * 4  # a GGUF is dequantized to fp32 for training
+    gpu = estimate_for_shape(shape(weight_format="gguf Q4_1", weight_bytes=600_000), train="lora", machine=BIG,
+                             batch_size=4, seq_len=256, device="cuda")
+    assert gpu.component("activations") < r.component("activations")  # 16-bit activations on CUDA
+    assert "batch 4 × 256" in r.verdict
+
+
+def test_transformers_runtime_for_a_gguf():
+    s = shape(weight_format="gguf Q4_1", weight_bytes=600_000)
+    r = estimate_for_shape(s, runtime="transformers", machine=BIG, context=128, device="cpu")
+    assert r.runtime == "transformers" and r.component("weights") == 4 * s.n_params
+    assert r.component("load_transient") == 4 * s.n_params
+    with pytest.raises(InvalidParameterError, match="--runtime"):
+        estimate_for_shape(s, runtime="vllm", machine=BIG)
 
 
 def test_full_finetuning_costs_16_bytes_per_parameter_in_bf16():
@@ -219,9 +256,9 @@ def test_clear_errors():
 def test_machine_resources_never_imports_torch_without_a_gpu(tmp_path):
     code = textwrap.dedent("""
         import json, sys
-        from llmlab.models import fit
-        fit._gpu_device_present = lambda: False
-        m = fit.machine_resources()
+        from llmlab.models import shape
+        shape._gpu_device_present = lambda: False
+        m = shape.machine_resources()
         print(json.dumps({"torch": "torch" in sys.modules, "ram": m.ram_total, "avail": m.ram_available}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -231,7 +268,9 @@ def test_machine_resources_never_imports_torch_without_a_gpu(tmp_path):
 
 
 def test_meminfo_fallback_reads_proc():
-    info = fit._meminfo()
+    from llmlab.models import shape as shape_mod
+
+    info = shape_mod._meminfo()
     assert info.get("MemTotal", 0) > 0
     assert machine_resources(probe_gpu=False).ram_total > 0
 

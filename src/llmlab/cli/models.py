@@ -62,11 +62,12 @@ def list_cmd(show_catalog: bool, context: int, as_json: bool) -> None:
 
 def _list_catalog(context: int, as_json: bool) -> None:
     from ..models import catalog
+    from ..models.fit import memory_table
 
     cat = catalog.load_catalog()
     out: list[dict[str, Any]] = []
     for e in cat.models:
-        mem = catalog.memory_table(e, context=context)
+        mem = memory_table(e, context=context)
         pulled = catalog.cached_path(e) is not None
         out.append({**e.model_dump(), "gated": e.gated, "pulled": pulled, "memory": mem})
     if as_json:
@@ -97,12 +98,16 @@ def _list_catalog(context: int, as_json: bool) -> None:
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Training batch size.")
 @click.option("--seq-len", type=int, default=None, help="Training sequence length (default: min(context, 512)).")
 @click.option("--lora-rank", type=int, default=16, show_default=True, help="LoRA rank for --train lora/qlora.")
+@click.option("--runtime", type=click.Choice(["llama.cpp", "transformers"]), default=None,
+              help="Inference runtime (default: llama.cpp for GGUF, transformers otherwise).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where it runs (default: the CPU for fine-tuning, CUDA for bitsandbytes/QLoRA).")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
               help="Training with gradient checkpointing (default: on for qlora, off otherwise).")
 @json_option
 @handle_errors
-def fit_cmd(model: str, load_in, quant, context, train, batch_size, seq_len, lora_rank, gradient_checkpointing,
-            as_json: bool) -> None:
+def fit_cmd(model: str, load_in, quant, context, train, batch_size, seq_len, lora_rank, runtime, device,
+            gradient_checkpointing, as_json: bool) -> None:
     """Estimate the memory MODEL needs and whether it fits this machine — nothing is loaded.
 
     \b
@@ -115,7 +120,7 @@ def fit_cmd(model: str, load_in, quant, context, train, batch_size, seq_len, lor
 
     r = estimate_fit(model, settings=get_settings(), load_in=load_in, quant=quant, context=context, train=train,
                      batch_size=batch_size, seq_len=seq_len, lora_rank=lora_rank,
-                     gradient_checkpointing=gradient_checkpointing)
+                     gradient_checkpointing=gradient_checkpointing, runtime=runtime, device=device)
     threads = None
     if r.runtime == "llama.cpp" and r.mode == "inference":
         from ..threads import resolve

@@ -34,6 +34,9 @@ from .runcard import RunCard, file_sha256
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+#: a CPU run turns gradient checkpointing on when it would need more than this without it,
+#: so the default run of the bundled model fits a laptop with 8 GiB
+CPU_MEMORY_BUDGET = 4 * 1024**3
 TRAINING_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
 
 
@@ -215,11 +218,13 @@ def build_trainer(config: TrainConfig, model, tokenizer, encoded: list[Encoded],
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
+    from .lean_loss import lean_trainer_class
+
     args = sft_config(config, has_eval=bool(eval_encoded), gradient_checkpointing=gradient_checkpointing)
-    trainer = SFTTrainer(model=model, args=args,
-                         train_dataset=to_dataset(encoded),
-                         eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
-                         peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
+    trainer = lean_trainer_class(SFTTrainer)(  # the loss without full-vocabulary logits (see lean_loss)
+        model=model, args=args, train_dataset=to_dataset(encoded),
+        eval_dataset=to_dataset(eval_encoded) if eval_encoded else None, processing_class=tokenizer,
+        peft_config=METHODS.get(config.method)(config), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict on stdout, where --json goes
     if len(trainer.train_dataset) == 0:
         raise InvalidParameterError(
@@ -246,14 +251,22 @@ def quiet_libraries():
 
 
 # -- the run ----------------------------------------------------------------------------------
-def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None],
+def run_seq_len(config: TrainConfig, encoded: list[Encoded]) -> int:
+    """The longest row the run will really build: ``max_seq_len`` when packing, else the longest example (clipped)."""
+    if config.packing or not encoded:
+        return config.max_seq_len
+    return min(config.max_seq_len, max(len(e.input_ids) for e in encoded))
+
+
+def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None], seq_len: int | None = None,
                 launch: Launch | None = None) -> bool | None:
-    """Show ``llmlab models fit --train``'s estimate; returns the gradient-checkpointing choice.
+    """Show ``llmlab models fit --train``'s estimate for this run's batch and lengths; returns the checkpointing choice.
 
     On a CPU checkpointing is off (it costs about a third more compute) unless the estimate
-    without it does not fit in RAM; an explicit ``gradient_checkpointing`` is kept. Under a
-    multi-process CPU launch every process on this machine holds its own copy of the model,
-    so the estimate is multiplied by their number before it is compared with the RAM.
+    without it exceeds the available RAM or :data:`CPU_MEMORY_BUDGET`; an explicit
+    ``gradient_checkpointing`` is kept. When even the chosen configuration does not fit, a
+    warning says so before anything is loaded. Under a multi-process CPU launch every process
+    on this machine holds its own copy of the model, so the estimate counts each of them.
     """
     launch = launch or Launch()
     procs = launch.local_world_size if not on_cuda(config) else 1
@@ -265,13 +278,18 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None],
 
     def estimate(checkpointing):
         return estimate_fit(config.base, settings=settings, train=config.method, batch_size=config.batch_size,
-                            seq_len=config.max_seq_len, lora_rank=config.lora_r, gradient_checkpointing=checkpointing)
+                            seq_len=seq_len or config.max_seq_len, lora_rank=config.lora_r,
+                            gradient_checkpointing=checkpointing, lora_dropout=config.lora_dropout,
+                            device="cuda" if on_cuda(config) else "cpu")
 
     try:
         fit = estimate(gc)
-        if config.gradient_checkpointing is None and gc is False and not _fits(fit, procs):
+        budget = min(fit.machine.ram_available, CPU_MEMORY_BUDGET) // procs
+        if config.gradient_checkpointing is None and gc is False and fit.total_bytes > budget:
+            without = fit.total_bytes
             gc, fit = True, estimate(True)
-            echo("gradient checkpointing on: without it this run would not fit in RAM")
+            echo(f"gradient checkpointing on: without it this run would need about {without / 2**30:.1f} GiB "
+                 f"(over {budget / 2**30:.1f} GiB); --no-gradient-checkpointing trains faster with that memory")
     except LLMLabError as e:  # an estimate must never stop a run
         echo(f"memory estimate unavailable: {e}")
         return gc
@@ -281,6 +299,9 @@ def plan_memory(config: TrainConfig, settings, echo: Callable[[str], None],
         state = "fits in" if _fits(fit, procs) else "does NOT fit in"
         echo(f"memory: {procs} processes on this machine need about {total / 2**30:.3f} GiB together; "
              f"that {state} the {fit.machine.ram_available / 2**30:.3f} GiB of RAM available")
+    if not _fits(fit, procs) or fit.fits_gpu is False:
+        echo("warning: this run needs more memory than is available; it may be killed. "
+             "Lower --batch-size or --max-seq-len" + ("" if gc else ", or pass --gradient-checkpointing"))
     return gc
 
 
@@ -332,7 +353,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     eval_encoded = report.eval_encoded
     if config.eval_split:
         encoded, eval_encoded = split_eval(encoded, config.eval_split, config.seed)
-    gradient_checkpointing = plan_memory(config, settings, echo, launch)
+    gradient_checkpointing = plan_memory(config, settings, echo, seq_len=run_seq_len(config, encoded), launch=launch)
 
     import torch
 

@@ -2,7 +2,7 @@
 
 A catalog entry names a model once (``qwen2.5-1.5b-instruct``) and records where its GGUF and
 Hugging Face forms live, its licence, context length, chat template and architecture. The
-architecture lets :mod:`.fit` compute memory needs per quantization without downloading
+architecture lets :mod:`.memory` compute memory needs per quantization without downloading
 anything; ``models pull NAME`` downloads the entry's chosen file and ``--model NAME`` then
 resolves to it.
 """
@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, InvalidParameterError, ModelNotFoundError
-from .spec import hf_cache_dir
+from .hfcache import cached_file, hf_cache_dir, snapshots  # noqa: F401 - cached_file, snapshots: part of this API
+from .shape import ModelShape, normalize_quant
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "data" / "catalog.yaml"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
@@ -35,8 +36,6 @@ class CatalogFile(_Strict):
     @field_validator("quant")
     @classmethod
     def _known_quant(cls, v: str) -> str:
-        from .fit import normalize_quant
-
         return normalize_quant(v)
 
     @field_validator("file")
@@ -190,28 +189,6 @@ def find_repo(repo: str) -> CatalogEntry | None:
     return next((m for m in load_catalog().models if repo in m.repos), None)
 
 
-def snapshots(repo: str) -> list[Path]:
-    """Snapshot folders of ``repo`` in the HF cache, the one ``refs/main`` points at first."""
-    root = hf_cache_dir() / ("models--" + repo.replace("/", "--"))
-    snaps = root / "snapshots"
-    if not snaps.is_dir():
-        return []
-    dirs = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
-    ref = root / "refs" / "main"
-    if ref.exists():
-        main = snaps / ref.read_text().strip()
-        dirs.sort(key=lambda d: d != main)
-    return dirs
-
-
-def cached_file(repo: str, filename: str) -> Path | None:
-    for snap in snapshots(repo):
-        p = snap / filename
-        if p.exists():
-            return p
-    return None
-
-
 def cached_path(entry: CatalogEntry, quant: str | None = None, prefer: str | None = None) -> Path | None:
     """The local file (GGUF) or folder (HF) a pulled catalog model resolves to, if any.
 
@@ -264,14 +241,12 @@ def resolve_name(name: str, backend: str | None = None) -> Path | None:
     return p
 
 
-def shape_of(entry: CatalogEntry, quant: str | None = None, form: str | None = None):
-    """A :class:`~.fit.ModelShape` from the entry's recorded architecture.
+def shape_of(entry: CatalogEntry, quant: str | None = None, form: str | None = None) -> ModelShape:
+    """A :class:`~.shape.ModelShape` from the entry's recorded architecture.
 
     The GGUF form (unless ``form="hf"`` or there is none) carries the published size of the
     ``quant`` file (default quantization when omitted) as its weights.
     """
-    from .fit import ModelShape
-
     a = entry.arch
     emb = a.vocab * a.hidden
     shape = ModelShape(
@@ -289,28 +264,3 @@ def shape_of(entry: CatalogEntry, quant: str | None = None, form: str | None = N
         elif quant is None:  # pragma: no cover - default_quant is validated to exist
             raise InvalidParameterError(f"{entry.name} has no {q} file")
     return shape
-
-
-def memory_table(entry: CatalogEntry, context: int = 4096, machine=None) -> list[dict[str, Any]]:
-    """Memory needed per form and quantization, computed with :mod:`.fit` (nothing downloaded).
-
-    GGUF rows use the published file size as the weights; the Hugging Face rows use the
-    parameter count at 16-bit, and bitsandbytes 8-bit / 4-bit NF4 for ``--load-in``.
-    """
-    from .fit import Machine, estimate_for_shape
-
-    machine = machine or Machine(ram_total=0, ram_available=0)
-    shape = shape_of(entry, form="hf")
-    ctx = min(context, entry.context_length)
-    rows: list[dict[str, Any]] = []
-    if entry.gguf is not None:
-        for f in entry.gguf.files:
-            r = estimate_for_shape(shape_of(entry, f.quant), context=ctx, machine=machine)
-            rows.append({"form": "gguf", "quant": f.quant, "runtime": "llama.cpp", "device": "cpu",
-                         "file": f.file, "file_bytes": f.size_bytes, "context": ctx, "bytes": r.total_bytes})
-    if entry.hf is not None:
-        for load_in, label in ((None, entry.hf.dtype), ("8bit", "8bit"), ("4bit", "4bit")):
-            r = estimate_for_shape(shape, context=ctx, machine=machine, load_in=load_in)
-            rows.append({"form": "hf", "quant": label, "runtime": "transformers",
-                         "device": "cuda" if load_in else "cpu or cuda", "context": ctx, "bytes": r.total_bytes})
-    return rows

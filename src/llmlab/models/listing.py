@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from .spec import BUNDLED, hf_cache_dir
+from .hfcache import hf_cache_dir
+from .spec import BUNDLED
 
 KINDS = ("bundled", "local", "hf-cache", "api")
 

@@ -19,7 +19,8 @@ from ..errors import InvalidParameterError, LLMLabError, ModelNotFoundError
 from ..hub import (ChecksumMismatchError, DownloadError, FileResult, GatedModelError, Hub, NetworkError,  # noqa: F401
                    NotEnoughDiskError, OfflineError, Target)
 from . import catalog
-from .spec import BUNDLED, hf_cache_dir
+from .hfcache import hf_cache_dir
+from .spec import BUNDLED
 
 log = logging.getLogger(__name__)
 _human = hubmod.human

@@ -15,6 +15,8 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ModelNotFoundError
+from .catalog import resolve_name
+from .hfcache import cached_repo_snapshot, hf_cache_dir
 
 
 @dataclass(frozen=True)
@@ -86,27 +88,6 @@ def bundled_path(name: str) -> Path:
     return p
 
 
-def hf_cache_dir() -> Path:
-    from ..hub import hf_cache_dir as cache_dir
-
-    return cache_dir()
-
-
-def cached_repo_snapshot(repo_id: str) -> Path | None:
-    """The newest snapshot folder of ``repo_id`` in the local Hugging Face cache, if any."""
-    root = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
-    snaps = root / "snapshots"
-    if not snaps.is_dir():
-        return None
-    ref = root / "refs" / "main"
-    if ref.exists():
-        p = snaps / ref.read_text().strip()
-        if p.is_dir():
-            return p
-    dirs = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
-    return dirs[-1] if dirs else None
-
-
 def _looks_like_repo_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
@@ -150,8 +131,6 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
 
     # 3b. curated catalog names (NAME or NAME:QUANT), once pulled: the cached GGUF file or HF folder
     if "/" not in name:
-        from .catalog import resolve_name
-
         local = resolve_name(name, backend)
         if local is not None:
             return _spec_for_path(name, local, backend)

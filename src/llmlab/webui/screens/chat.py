@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .. import params as gen_params
+from ..params import controls as param_controls
+from ..params import to_kwargs as params_to_kwargs
 from ..choices import model_names, session_names
 from ..feedback import user_errors
 from ..lab import GENERATIONS, Lab
@@ -71,7 +72,7 @@ def send(lab: Lab, message: str, turns: list[dict], display: list[dict], model_n
 
     if not (message or "").strip():
         return
-    kwargs = gen_params.to_kwargs(param_values)
+    kwargs = params_to_kwargs(param_values)
     session = (session or "").strip() or new_session_name()
     display = list(display) + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
     yield "", display, turns, session, "", []
@@ -124,7 +125,7 @@ def build(lab: Lab) -> None:
                                 placeholder="You are a helpful assistant. / 친절한 도우미입니다.",
                                 info=info("모든 답에 앞서 모델에게 주는 지시", "instructions given before every answer"))
             with gr.Accordion(bi("생성 설정", "Generation parameters"), open=False):
-                controls = gen_params.controls(prefix="chat")
+                controls = param_controls(prefix="chat")
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=bi("대화", "Conversation"), height=520, elem_id="chat-box",
                                  buttons=["copy"], feedback_options=None)
