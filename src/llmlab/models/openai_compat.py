@@ -24,6 +24,7 @@ import httpx
 from ..config import Settings
 from ..errors import BackendError, ContextOverflowError, InvalidParameterError, LLMLabError, UnsupportedParameterError
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo, Sequence_, TokenLogprob, Usage
+from .capabilities import OPENAI
 from .spec import ModelSpec
 from .streaming import TextAssembler
 
@@ -272,6 +273,7 @@ class OpenAICompatBackend:
     """
 
     name = "openai"
+    capabilities = OPENAI
 
     def __init__(self, spec: ModelSpec, *, base_url: str, api_key: str | None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 60.0, max_retries: int = 3, max_retry_wait: float = 60.0,
@@ -287,6 +289,8 @@ class OpenAICompatBackend:
         self.max_retries = int(max_retries)
         self.max_retry_wait = float(max_retry_wait)
         self.extra_params = bool(extra_params)
+        # a server that accepts extra body fields (vLLM) honours top_k and repetition_penalty
+        self.capabilities = replace(OPENAI, top_k=self.extra_params, repetition_penalty=self.extra_params)
         self.info = ModelInfo(name=spec.name, backend="openai",
                               context_length=spec.context_length or DEFAULT_CONTEXT_LENGTH, chat_template=None,
                               extra={"base_url": self.base_url, "remote_model": self.remote_model})

@@ -18,6 +18,7 @@ from ..config import Settings
 from ..errors import InvalidParameterError
 from ..models.base import LocalBackend
 from ..models.batching import Scheduler
+from ..models.capabilities import FAKE
 from ..models.decoding import common_prefix_len, fit_prompt
 from ..models.spec import ModelSpec
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
@@ -110,20 +111,21 @@ class FakeBackend(LocalBackend):
     """
 
     name = "fake"
+    capabilities = FAKE
 
     def __init__(self, name: str = "fake", replies: Sequence[str] | None = None, context_length: int = 512,
-                 delay_s: float = 0.0, chat_template: str | None = FAKE_TEMPLATE):
+                 delay_s: float = 0.0, chat_template: str | None = FAKE_TEMPLATE, max_waiting: int = 64):
         self.info = ModelInfo(name=name, backend="fake", context_length=context_length, chat_template=chat_template,
                               languages="none (a test fake)")
         self.replies = list(replies) if replies is not None else None
         self.calls = 0
         self.prompts: list[str] = []
         self.engine = _FakeEngine(context_length, delay_s)
-        self.scheduler = Scheduler(self.engine)
+        self.scheduler = Scheduler(self.engine, max_waiting=max_waiting)
 
     @classmethod
     def load(cls, spec: ModelSpec, settings: Settings, **options: Any) -> "FakeBackend":
-        valid = {"replies", "context_length", "delay_s", "chat_template"}
+        valid = {"replies", "context_length", "delay_s", "chat_template", "max_waiting"}
         unknown = set(options) - valid
         if unknown:
             raise InvalidParameterError(f"unknown option(s) for the fake backend: {sorted(unknown)}; valid: {sorted(valid)}")
