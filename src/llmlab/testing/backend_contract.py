@@ -1,8 +1,8 @@
 """The contract every :class:`~llmlab.models.base.Backend` must pass.
 
 Subclass :class:`BackendContract` in a test module and provide a ``backend`` fixture (a
-loaded backend, which may be shared) and ``fresh_backend`` (one that the close test closes). It checks the protocol itself — a
-stream is text deltas and then exactly one :class:`Completion` whose text is the joined
+loaded backend, which may be shared) and ``fresh_backend`` (one the close test closes). It
+checks the protocol itself — a stream is text deltas and then exactly one :class:`Completion` whose text is the joined
 deltas, for plain and chat calls; tokenization round-trips; ``info`` names the model and
 its window; ``close`` may be called twice — and that the declared
 :class:`~llmlab.models.capabilities.Capabilities` are truthful both ways: what is declared
