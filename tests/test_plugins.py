@@ -135,7 +135,10 @@ def test_a_plugin_backend_and_embedder_are_listed_and_usable(plugin):
 def test_models_list_shows_plugin_backends_with_capabilities(plugin):
     r = run_python(plugin, "from llmlab.cli.main import main; main()", "models", "list", "--json")
     assert r.returncode == 0, r.stderr
-    backends = {b["name"]: b for b in json.loads(r.stdout)["backends"]}
+    data = json.loads(r.stdout)
+    backends = {b["name"]: b for b in data["backends"]}
+    bundled = next(m for m in data["models"] if m["kind"] == "bundled")
+    assert bundled["capabilities"] == backends["llamacpp"]["capabilities"]
     assert backends["echo"]["capabilities"] == ["tokenizer"]
     assert "json_schema" in backends["llamacpp"]["capabilities"] and backends["llamacpp"]["origin"] == "llmlab"
     r = run_python(plugin, "from llmlab.cli.main import main; main()", "models", "list")
