@@ -59,7 +59,7 @@ def list_cmd(show_catalog: bool, context: int, as_json: bool) -> None:
     rows = [[e.name, e.kind, e.backend, e.format, _gib(e.size_bytes), e.languages or e.notes] for e in entries]
     click.echo(_table(["NAME", "KIND", "BACKEND", "FORMAT", "SIZE", "LANGUAGES / NOTES"], rows))
     click.echo("\n" + _table(["BACKEND", "FROM", "CAPABILITIES"],
-                             [[b.name, b.origin, ", ".join(b.capabilities)] for b in backends], max_last=90))
+                             [[b.name, b.origin, ", ".join(b.capabilities)] for b in backends], max_last=130))
     click.echo("\nKorean-capable models to download: llmlab models list --catalog")
 
 
