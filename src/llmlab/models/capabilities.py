@@ -7,7 +7,7 @@ whose abilities depend on how it was loaded (an API that accepts ``top_k`` only 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,6 @@ class Capabilities:
     def names(self) -> list[str]:
         """The declared abilities, in field order (for listings)."""
         return [f.name for f in fields(self) if getattr(self, f.name)]
-
-    def to_dict(self) -> dict[str, bool]:
-        return asdict(self)
 
 
 #: what a model running in this process through llmlab's decode loop can do (llama.cpp, the fake)
