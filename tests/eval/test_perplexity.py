@@ -59,8 +59,11 @@ def test_a_model_generation_still_works_afterwards():
 
 
 def test_backends_without_a_decode_loop_say_so():
+    from llmlab.models.capabilities import OPENAI
+
     class Remote:
         name = "openai"
+        capabilities = OPENAI  # declares no perplexity
 
     class M:
         backend = Remote()

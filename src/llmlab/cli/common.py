@@ -57,8 +57,8 @@ def model_options(f: Callable) -> Callable:
     """--model/--backend and loading options (threads, context, device, dtype, load-in)."""
     opts = [
         click.option("--model", "-m", "model", default=None, help="Model: bundled name, path, cached repo id or openai:MODEL."),
-        click.option("--backend", type=click.Choice(["llamacpp", "transformers", "openai"]), default=None,
-                     help="Runtime to use (default: chosen from the model)."),
+        click.option("--backend", default=None,  # any registered backend, plugins too (checked when loading)
+                     help="Runtime to use: llamacpp, transformers, openai or a plugin's (default: from the model)."),
         click.option("--threads", type=int, default=None, help="CPU threads (llama.cpp / torch)."),
         click.option("--context", "n_ctx", type=int, default=None, help="Context window to allocate (tokens)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="transformers device."),

@@ -49,14 +49,17 @@ def list_cmd(show_catalog: bool, context: int, as_json: bool) -> None:
     """
     if show_catalog:
         return _list_catalog(context, as_json)
-    from ..models.listing import list_models
+    from ..models.listing import list_backends, list_models
 
     entries = list_models(get_settings())
+    backends = list_backends()
     if as_json:
-        emit_json({"models": [e.to_dict() for e in entries]})
+        emit_json({"models": [e.to_dict() for e in entries], "backends": [b.to_dict() for b in backends]})
         return
     rows = [[e.name, e.kind, e.backend, e.format, _gib(e.size_bytes), e.languages or e.notes] for e in entries]
     click.echo(_table(["NAME", "KIND", "BACKEND", "FORMAT", "SIZE", "LANGUAGES / NOTES"], rows))
+    click.echo("\n" + _table(["BACKEND", "FROM", "CAPABILITIES"],
+                             [[b.name, b.origin, ", ".join(b.capabilities)] for b in backends], max_last=130))
     click.echo("\nKorean-capable models to download: llmlab models list --catalog")
 
 

@@ -53,12 +53,11 @@ class ForcedTokens:
 
 
 def _scheduler(model: Any) -> Any:
-    sched = getattr(model.backend, "scheduler", None)
-    if sched is None or not hasattr(sched, "submit"):
+    if not model.backend.capabilities.perplexity:
         raise UnsupportedParameterError(
             f"perplexity needs a local model that runs llmlab's decode loop (llama.cpp); "
             f"the {model.backend.name!r} backend does not")
-    return sched
+    return model.backend.scheduler
 
 
 def token_logprobs(model: Any, text: str, *, max_tokens: int | None = None,

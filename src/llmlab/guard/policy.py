@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 
 Policy = Literal["off", "warn", "mask", "block"]
 POLICIES: tuple[str, ...] = ("off", "warn", "mask", "block")
-#: backends whose requests leave this machine
-EXTERNAL_BACKENDS = frozenset({"openai"})
 
 
 def default_policy(backend: str) -> str:
-    """``mask`` for external API backends, ``warn`` for models running here."""
-    return "mask" if backend in EXTERNAL_BACKENDS else "warn"
+    """``mask`` for backends whose requests leave this machine (they declare
+    ``capabilities.remote``: the API backends), ``warn`` for models running here."""
+    from ..models.base import backend_capabilities
+
+    return "mask" if backend_capabilities(backend).remote else "warn"
 
 
 def check_policy(policy: str) -> str:

@@ -3,20 +3,25 @@
 A backend turns a prompt (or a list of chat messages) and :class:`GenerationParams` into
 a stream of :class:`Delta` events followed by one final :class:`Completion`. Everything
 else — the ledger, the CLI, the server — talks to backends only through this protocol.
-Backends register by name in :data:`BACKENDS`.
+Every backend declares what it can do in ``capabilities`` (:class:`Capabilities`); callers
+read that instead of probing attributes. Backends register by name in :data:`BACKENDS`
+(a :class:`BackendEntry` each: how to load it, its load options, its capabilities), and
+other packages add theirs through the ``llmlab.backends`` entry-point group.
 """
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
+from ..errors import RegistryError
 from ..registry import Registry, lazy
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo
+from . import capabilities as caps
 from . import chat_templates
+from .capabilities import Capabilities
 
 log = logging.getLogger(__name__)
-
-Event = "Delta | Completion"
 
 
 @runtime_checkable
@@ -25,6 +30,7 @@ class Backend(Protocol):
 
     name: str  # the registry name of the runtime ("llamacpp", "transformers", "openai", "fake")
     info: ModelInfo
+    capabilities: Capabilities  # what it can do; callers read this, never probe
 
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]: ...
 
@@ -40,7 +46,13 @@ class Backend(Protocol):
         """Chat: yields text deltas, then exactly one Completion."""
         ...
 
-    def close(self) -> None: ...
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens a conversation takes, chat template included (exact or a safe estimate)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model; calling it again does nothing."""
+        ...
 
 
 class LocalBackend:
@@ -85,8 +97,59 @@ class LocalBackend:
         pass
 
 
-BACKENDS: Registry = Registry("backend")
-BACKENDS.register("llamacpp", lazy("llmlab.models.llamacpp", "LlamaCppBackend.load"))
-BACKENDS.register("transformers", lazy("llmlab.models.hf", "TransformersBackend.load"))
-BACKENDS.register("openai", lazy("llmlab.models.openai_compat", "OpenAICompatBackend.load"))
-BACKENDS.register("fake", lazy("llmlab.testing.fakes", "FakeBackend.load"))
+@dataclass(frozen=True)
+class BackendEntry:
+    """A backend kind in :data:`BACKENDS`: how to load it, what it accepts, what it can do.
+
+    ``capabilities`` are the kind's declared defaults (shown by ``llmlab models list``
+    without loading anything); a loaded backend's own ``capabilities`` are the truth for
+    that instance. Calling the entry loads a backend: ``entry(spec, settings, **options)``.
+    """
+
+    load: Callable[..., Any]
+    capabilities: Capabilities = Capabilities()
+    options: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self, spec: Any, settings: Any, **options: Any) -> Any:
+        return self.load(spec, settings, **options)
+
+
+def backend_entry(obj: Any) -> BackendEntry:
+    """A plugin's ``llmlab.backends`` entry point as a :class:`BackendEntry`.
+
+    The entry point names a :class:`BackendEntry`, or a backend class with a ``load``
+    classmethod ``(spec, settings, **options)``, a ``capabilities`` class attribute and an
+    optional ``OPTIONS`` set of load option names.
+    """
+    if isinstance(obj, BackendEntry):
+        return obj
+    if not isinstance(obj, type):
+        raise RegistryError(f"a llmlab.backends entry point must name a BackendEntry or a backend class; got {obj!r}")
+    load, declared, options = (getattr(obj, k, None) for k in ("load", "capabilities", "OPTIONS"))
+    if not callable(load) or not isinstance(declared, Capabilities):
+        raise RegistryError(f"backend class {obj.__module__}.{obj.__qualname__} needs a load classmethod and a "
+                            f"capabilities attribute (a llmlab.models.capabilities.Capabilities)")
+    return BackendEntry(load, declared, frozenset(options or ()))
+
+
+BACKENDS: Registry[BackendEntry] = Registry("backend", group="llmlab.backends", coerce=backend_entry)
+BACKENDS.register("llamacpp", BackendEntry(
+    lazy("llmlab.models.llamacpp", "LlamaCppBackend.load"), caps.LLAMACPP,
+    frozenset({"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting", "parallel",
+               "queue_timeout_s"})), origin="llmlab")
+BACKENDS.register("transformers", BackendEntry(
+    lazy("llmlab.models.hf", "TransformersBackend.load"), caps.TRANSFORMERS,
+    frozenset({"device", "dtype", "load_in", "trust_remote_code", "threads", "n_ctx"})), origin="llmlab")
+BACKENDS.register("openai", BackendEntry(
+    lazy("llmlab.models.openai_compat", "OpenAICompatBackend.load"), caps.OPENAI,
+    frozenset({"api_key", "base_url", "extra_params", "max_retries", "max_retry_wait", "profile", "timeout"})),
+    origin="llmlab")
+BACKENDS.register("fake", BackendEntry(
+    lazy("llmlab.testing.fakes", "FakeBackend.load"), caps.FAKE,
+    frozenset({"replies", "context_length", "delay_s", "chat_template", "parallel", "max_waiting",
+               "queue_timeout_s"})), origin="llmlab")
+
+
+def backend_capabilities(name: str) -> Capabilities:
+    """The declared capabilities of backend kind ``name`` (nothing is loaded)."""
+    return BACKENDS.get(name).capabilities

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, LLMLabError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Sequence_, TokenLogprob, Usage
 from .base import LocalBackend
+from .capabilities import TRANSFORMERS
 from .decoding import fit_prompt
 from .spec import ModelSpec
 from .streaming import TextAssembler
@@ -109,6 +110,7 @@ class TransformersBackend(LocalBackend):
     """A causal language model run by Hugging Face transformers in this process."""
 
     name = "transformers"
+    capabilities = TRANSFORMERS
 
     def __init__(self, spec: ModelSpec, model, tokenizer, *, context_length: int, threads: int | None = None):
         self.spec, self.model, self.tokenizer = spec, model, tokenizer

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from .base import backend_capabilities
 from .hfcache import hf_cache_dir
 from .spec import BUNDLED
 
@@ -29,8 +30,32 @@ class ModelEntry:
     notes: str = ""
     files: list[str] = field(default_factory=list)
 
+    @property
+    def capabilities(self) -> list[str]:
+        """What its backend kind declares it can do (empty for an unusable entry)."""
+        return backend_capabilities(self.backend).names() if self.backend else []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "capabilities": self.capabilities}
+
+
+@dataclass(frozen=True)
+class BackendRow:
+    """One registered backend kind: its name, where it comes from, what it can do."""
+
+    name: str
+    origin: str  # "llmlab" or the plugin's entry point
+    capabilities: list[str]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def list_backends() -> list[BackendRow]:
+    """Every registered backend kind (built in and from plugins), without loading any model."""
+    from .base import BACKENDS
+
+    return [BackendRow(n, BACKENDS.origin(n), BACKENDS.get(n).capabilities.names()) for n in BACKENDS.names()]
 
 
 def list_models(settings: Settings) -> list[ModelEntry]:

@@ -23,6 +23,7 @@ from ..errors import BackendError, InvalidParameterError, MissingDependencyError
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
 from .batching import Scheduler
+from .capabilities import LLAMACPP
 from .decoding import common_prefix_len, fit_prompt
 from .spec import ModelSpec
 
@@ -226,7 +227,7 @@ class LlamaCppBackend(LocalBackend):
     """GGUF models through llama.cpp (the CPU default)."""
 
     name = "llamacpp"
-    supports_json_schema = True  # decoding is constrained by llama.cpp's grammar sampler
+    capabilities = LLAMACPP  # the decode loop plus llama.cpp's grammar sampler for json_schema
     OPTIONS = {"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting", "parallel", "queue_timeout_s"}
 
     def __init__(self, spec: ModelSpec, *, n_ctx: int | None = None, threads: int | None = None, n_batch: int = 512,

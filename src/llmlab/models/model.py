@@ -141,10 +141,7 @@ class Model:
 
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt tokens a conversation takes (template included) — for trimming history."""
-        fn = getattr(self.backend, "count_chat_tokens", None)
-        if fn is not None:
-            return fn(list(messages))
-        return sum(self.count_tokens(m.content) + 4 for m in messages)
+        return self.backend.count_chat_tokens(list(messages))
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _finish(self, c: Completion, t0: float, *, kind: str, prompt: str | None = None,

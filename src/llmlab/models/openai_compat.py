@@ -24,6 +24,7 @@ import httpx
 from ..config import Settings
 from ..errors import BackendError, ContextOverflowError, InvalidParameterError, LLMLabError, UnsupportedParameterError
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo, Sequence_, TokenLogprob, Usage
+from .capabilities import OPENAI
 from .remote_profiles import RemoteProfile, get_profile
 from .spec import ModelSpec
 from .streaming import TextAssembler
@@ -290,6 +291,7 @@ class OpenAICompatBackend:
     """
 
     name = "openai"
+    capabilities = OPENAI
 
     def __init__(self, spec: ModelSpec, *, base_url: str, api_key: str | None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 60.0, max_retries: int = 3, max_retry_wait: float = 60.0,
@@ -307,6 +309,9 @@ class OpenAICompatBackend:
         if extra_params and profile not in (None, "vllm"):
             raise InvalidParameterError(f"extra_params=True means profile='vllm'; it contradicts profile={profile!r}")
         self.profile = get_profile("vllm" if extra_params else profile)
+        # what the server takes beyond the OpenAI API is the remote profile's declaration
+        self.capabilities = replace(OPENAI, top_k=self.profile.accepts("top_k"),
+                                    repetition_penalty=self.profile.accepts("repetition_penalty"))
         self.info = ModelInfo(name=spec.name, backend="openai",
                               context_length=spec.context_length or DEFAULT_CONTEXT_LENGTH, chat_template=None,
                               extra={"base_url": self.base_url, "remote_model": self.remote_model,

@@ -27,6 +27,9 @@ def price_for(remote_model: str | None, override: tuple[float, float] | None = N
 
 
 def cost_usd(backend: str, prompt_tokens: int, completion_tokens: int, price: tuple[float, float] | None) -> float:
-    if backend != "openai" or price is None:
+    """USD a call cost: only a remote backend (declared ``capabilities.remote``) with a known price costs anything."""
+    from .base import backend_capabilities
+
+    if price is None or not backend_capabilities(backend).remote:
         return 0.0
     return round(prompt_tokens * price[0] / 1e6 + completion_tokens * price[1] / 1e6, 8)

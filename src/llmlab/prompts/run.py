@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import Completion, Message
-from .structured import StructuredOutput, accepts_json_schema, parse_structured, supports_constraints
+from .structured import StructuredOutput, parse_structured, supports_constraints
 from .template import PromptTemplate
 
 
@@ -40,7 +40,7 @@ class PromptResult:
 def constrained_params(model: Any, template: PromptTemplate, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """``params`` plus the template's JSON schema, and whether the backend will enforce it
     while decoding (llama.cpp) — other backends get the reply validated afterwards."""
-    if template.schema is None or not accepts_json_schema():
+    if template.schema is None:
         return params, False
     return {**params, "json_schema": template.schema}, supports_constraints(model)
 

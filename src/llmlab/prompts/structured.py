@@ -6,7 +6,6 @@ silently wrong object.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -72,24 +71,7 @@ def parse_structured(text: str, schema: dict[str, Any], *, constrained: bool = F
     return StructuredOutput(value, not errors, errors, constrained)
 
 
-def accepts_json_schema() -> bool:
-    """Whether this llmlab's :class:`GenerationParams` has the ``json_schema`` field."""
-    from ..types import GenerationParams
-
-    return any(f.name == "json_schema" for f in dataclasses.fields(GenerationParams))
-
-
 def supports_constraints(model: Any) -> bool:
-    """Whether ``model``'s backend enforces ``json_schema`` while decoding (llama.cpp).
-
-    A backend says so with ``supports_json_schema``; without that attribute, a runtime
-    whose engine exposes a llama.cpp vocabulary is the one the grammar constraint serves.
-    """
-    if not accepts_json_schema():
-        return False
-    flag = getattr(model.backend, "supports_json_schema", None)
-    if flag is not None:
-        return bool(flag)
-    from ..models.constrained import grammar_capable
-
-    return grammar_capable(getattr(model.backend, "engine", None))
+    """Whether ``model``'s backend enforces ``json_schema`` while decoding (it declares
+    ``capabilities.json_schema``: llama.cpp's grammar sampler); others are validated afterwards."""
+    return model.backend.capabilities.json_schema

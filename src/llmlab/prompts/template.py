@@ -199,11 +199,6 @@ class PromptTemplate(BaseModel):
         """The user message for ``variables`` (missing or unknown names are errors)."""
         return self._render(self.template, self._check_vars(dict(variables or {})))
 
-    def render_system(self, variables: dict[str, Any] | None = None) -> str | None:
-        if self.system is None:
-            return None
-        return self._render(self.system, self._check_vars(dict(variables or {})))
-
     def messages(self, variables: dict[str, Any] | None = None) -> list[Message]:
         """The whole conversation: system prompt, few-shot turns, then the user message."""
         values = self._check_vars(dict(variables or {}))

@@ -185,7 +185,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
         ledger = shared or Ledger.for_settings(settings)
         try:
             ledger.record(RunRecord(
-                kind="rag", model=model.name, backend=getattr(getattr(model, "backend", None), "name", None),
+                kind="rag", model=model.name, backend=model.backend.name,
                 prompt=prompt, output=[output],
                 meta={"collection": collection.name, "retrieved": [h.id for h in ans.retrieved],
                       "retrieved_docs": [h.chunk.doc_id for h in ans.retrieved],

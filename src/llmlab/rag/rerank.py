@@ -53,15 +53,17 @@ class LLMReranker:
         self.name = f"llm:{self._model.name}"
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        out = []
-        for text in texts:
-            c = self._model.chat(self.PROMPT.format(text=text, query=query), max_new_tokens=1, temperature=0.0,
-                                 logprobs=20)
-            first = c.sequences[0].logprobs[0] if c.sequences and c.sequences[0].logprobs else None
-            alternatives = ([(first.token, first.logprob)] + list(first.top)) if first else []
-            yes = [lp for tok, lp in alternatives if _is_yes(tok)]
-            out.append(max(yes) if yes else -math.inf)
-        return out
+        # each distinct passage is judged once: equal texts tie exactly (and cost one call)
+        judged = {text: self._judge(query, text) for text in dict.fromkeys(texts)}
+        return [judged[text] for text in texts]
+
+    def _judge(self, query: str, text: str) -> float:
+        c = self._model.chat(self.PROMPT.format(text=text, query=query), max_new_tokens=1, temperature=0.0,
+                             logprobs=20)
+        first = c.sequences[0].logprobs[0] if c.sequences and c.sequences[0].logprobs else None
+        alternatives = ([(first.token, first.logprob)] + list(first.top)) if first else []
+        yes = [lp for tok, lp in alternatives if _is_yes(tok)]
+        return max(yes) if yes else -math.inf
 
 
 def _is_yes(token: str) -> bool:

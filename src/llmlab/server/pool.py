@@ -147,7 +147,7 @@ class ModelPool:
         out = []
         for name, e in items:
             info = e.model.info
-            sched = getattr(e.model.backend, "scheduler", None)
+            sched = e.model.backend.scheduler if e.model.backend.capabilities.batching else None
             out.append({"name": name, "backend": e.model.backend.name, "context_length": info.context_length,
                         "in_use": e.users, "loaded_at": e.loaded_at,
                         "threads": info.extra.get("threads") if isinstance(info.extra, dict) else None,
@@ -194,6 +194,7 @@ class ModelPool:
 
 def default_pool(settings: Any, server: Any) -> ModelPool:
     """A pool that loads models as ``llmlab`` does, with the server's queue size and ledger policy."""
+    from ..models.base import BACKENDS
     from ..models.spec import resolve
 
     def loader(name: str) -> Any:
@@ -201,12 +202,14 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
 
         spec = resolve(name, settings)
         options: dict[str, Any] = {}
-        if spec.backend == "llamacpp":
+        accepts = BACKENDS.get(spec.backend).options  # declared load options of this backend kind
+        if "max_waiting" in accepts:
             options["max_waiting"] = server.queue_size
-            options["parallel"] = server.parallel
-            options["queue_timeout_s"] = server.queue_timeout_s
-            if server.threads:
-                options["threads"] = server.threads
+        for name, value in (("parallel", server.parallel), ("queue_timeout_s", server.queue_timeout_s)):
+            if name in accepts:
+                options[name] = value
+        if server.threads and "threads" in accepts:
+            options["threads"] = server.threads
         ledger: Any = True
         if settings.ledger and server.ledger_mask_pii and settings.ledger_raw_text:
             from ..ledger import Ledger

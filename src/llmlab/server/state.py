@@ -155,7 +155,7 @@ class LabState:
     def paid(self, model: Any) -> bool:
         from ..models import pricing
 
-        return model.backend.name == "openai" and pricing.price_for(model.spec.remote_model, model.spec.price) is not None
+        return model.backend.capabilities.remote and pricing.price_for(model.spec.remote_model, model.spec.price) is not None
 
     def check_budget(self, key_id: str, model: Any) -> None:
         if self.paid(model):

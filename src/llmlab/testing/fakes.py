@@ -18,6 +18,7 @@ from ..config import Settings
 from ..errors import InvalidParameterError
 from ..models.base import LocalBackend
 from ..models.batching import Scheduler
+from ..models.capabilities import FAKE
 from ..models.decoding import common_prefix_len, fit_prompt
 from ..models.spec import ModelSpec
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
@@ -109,6 +110,7 @@ class FakeBackend(LocalBackend):
     """
 
     name = "fake"
+    capabilities = FAKE
 
     def __init__(self, name: str = "fake", replies: Sequence[str] | None = None, context_length: int = 512,
                  delay_s: float = 0.0, chat_template: str | None = FAKE_TEMPLATE, parallel: int = 8,

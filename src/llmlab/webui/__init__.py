@@ -15,8 +15,6 @@ __all__ = ["mount_ui", "build_ui", "LocalLab"]
 #: the largest upload the UI accepts (documents, datasets) unless the host says otherwise
 #: (``llmlab serve`` passes its ``max_upload_bytes``)
 MAX_UPLOAD = 50 * 1024 * 1024
-#: where the browser posts files, under the mount path (a host limiting body sizes must allow it)
-UPLOAD_ROUTE = "/gradio_api/upload"
 
 
 def mount_ui(app: Any, lab: Any = None, *, path: str = "/", max_upload: int | str = MAX_UPLOAD,

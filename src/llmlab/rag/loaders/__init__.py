@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 Loader = Callable[[Path], Iterator["Document | Skipped"]]
 
 #: file suffix (lower case, with the dot) -> loader
-LOADERS: Registry[Loader] = Registry("document loader")
+LOADERS: Registry[Loader] = Registry("document loader", group="llmlab.loaders")  # plugins: entry points
 LOADERS.register(".txt", lazy("llmlab.rag.loaders.text", "load_text"))
 LOADERS.register(".md", lazy("llmlab.rag.loaders.text", "load_markdown"))
 LOADERS.register(".markdown", lazy("llmlab.rag.loaders.text", "load_markdown"))

@@ -94,7 +94,7 @@ class VectorStore(Protocol):
 
 
 #: store name -> factory(collection: str, *, path: Path, url: str | None, **options) -> VectorStore
-STORES: Registry[Any] = Registry("vector store")
+STORES: Registry[Any] = Registry("vector store", group="llmlab.stores")  # plugins: entry points
 STORES.register("edge", lazy("llmlab.rag.stores.edge", "EdgeStore"))
 STORES.register("qdrant", lazy("llmlab.rag.stores.qdrant", "QdrantStore"))
 
