@@ -192,9 +192,9 @@ def load_model(name: str | None = None, *, backend: str | None = None, settings:
     factory = BACKENDS.get(spec.backend)
     be = factory(spec, settings, **options)
     if ledger is True:
-        from ..ledger import Ledger
+        from ..ledger import recorder
 
-        ledger = Ledger(settings.ledger_path) if settings.ledger else None
+        ledger = recorder(settings)
     elif ledger is False:
         ledger = None
     return Model(be, spec, settings, ledger=ledger)

@@ -184,7 +184,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
         return
     from ..errors import LLMLabError
     from ..guard.policy import MaskingLedger
-    from ..ledger import Ledger, RunRecord
+    from ..ledger import RunRecord, open_ledger
 
     prompt, output = question, ans.answer
     masker = getattr(model, "masker", None)  # set by a GuardedModel whose policy is 'mask'
@@ -194,7 +194,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
     own = getattr(model, "ledger", None)  # Model.ledger (a GuardedModel passes it through)
     shared = own if isinstance(own, MaskingLedger) else None
     try:
-        ledger = shared or Ledger(settings.ledger_path)
+        ledger = shared or open_ledger(settings)
         try:
             ledger.record(RunRecord(
                 kind="rag", model=model.name, backend=getattr(getattr(model, "backend", None), "name", None),

@@ -208,9 +208,9 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
         ledger: Any = True
         if settings.ledger and server.ledger_mask_pii:
             from ..guard.policy import MaskingLedger
-            from ..ledger import Ledger
+            from ..ledger import open_ledger
 
-            ledger = MaskingLedger(Ledger(settings.ledger_path))
+            ledger = MaskingLedger(open_ledger(settings))
         return load_model(name, settings=settings, ledger=ledger, **options)
 
     return ModelPool(loader, resolver=lambda name: resolve(name, settings).backend, max_loaded=server.max_loaded_models)

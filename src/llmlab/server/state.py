@@ -221,9 +221,9 @@ class LabState:
             return None
         with self._lock:
             if self._ledger is None:
-                from ..ledger import Ledger
+                from ..ledger import open_ledger
 
-                self._ledger = Ledger(self.settings.ledger_path)
+                self._ledger = open_ledger(self.settings)
             return self._ledger
 
     # -- the web UI's Lab seam ---------------------------------------------------------------------
