@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -23,6 +22,7 @@ import httpx
 
 from ..config import Settings
 from ..errors import BackendError, ContextOverflowError, InvalidParameterError, LLMLabError, UnsupportedParameterError
+from ..text import estimate_tokens
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo, Sequence_, TokenLogprob, Usage
 from .spec import ModelSpec
 from .streaming import TextAssembler
@@ -114,17 +114,6 @@ class SSEDecoder:
         if name == "data":
             self._data.append(value[1:] if value.startswith(" ") else value)
         # event:, id: and retry: carry nothing the OpenAI API uses
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count for when no tokenizer is available.
-
-    Each non-ASCII character (Hangul, CJK, …) counts as one token — byte-level vocabularies
-    rarely merge more than one Korean syllable — and ASCII text as four characters per
-    token. It tends to overcount, the safe side when trimming history to a context window.
-    """
-    non_ascii = sum(1 for c in text if ord(c) > 127)
-    return non_ascii + math.ceil((len(text) - non_ascii) / 4)
 
 
 def request_body(params: GenerationParams, *, chat: bool, extra_params: bool, max_tokens: int) -> dict[str, Any]:
