@@ -8,6 +8,7 @@ from llmlab.types import GenerationParams
 from llmlab.webui import params
 
 CARD = {"temperature": 0.2, "top_p": 0.9}  # the bundled model's recommended defaults
+DEFAULTS = params.start_values()  # a model without recommended defaults (the fake one): the library's
 
 
 def test_every_generation_parameter_has_a_control_and_an_explanation():
