@@ -6,6 +6,7 @@ the same vocabulary and ``to_dict`` gives the JSON the CLI prints.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -73,7 +74,7 @@ class ParamSpec:
             return "one of " + ", ".join(map(repr, self.choices))
         lo, hi = self.minimum, self.maximum
         if lo is None and hi is None:
-            return f"a {self.kind.__name__}"
+            return _KIND_WORDS[self.kind]
         if self.smallest_positive is not None:
             return f"0 or {_num(self.smallest_positive)}–{_num(hi)}" if hi is not None else \
                 f"0 or at least {_num(self.smallest_positive)}"
@@ -85,15 +86,14 @@ class ParamSpec:
         """Why ``value`` is refused (``None`` when it is accepted)."""
         if value is None:
             return None if self.optional else "must be set"
-        if self.kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind is float:  # numbers.Real / Integral: NumPy scalars from a sweep are numbers too
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
         elif self.kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         else:
             ok = isinstance(value, self.kind)
         if not ok:
-            return f"must be {'a number' if self.kind is float else 'a ' + self.kind.__name__}, " \
-                   f"got {type(value).__name__}"
+            return f"must be {_KIND_WORDS[self.kind]}, got {type(value).__name__}"
         if self.choices:
             return None if value in self.choices else f"must be {self.rule()}"
         if self.kind not in (int, float):
@@ -108,6 +108,10 @@ class ParamSpec:
     def help(self) -> str:
         """``"한국어 / English"`` — the two-language line the web UI shows under a control."""
         return f"{self.ko} / {self.en}"
+
+
+_KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text", list: "a list",
+               dict: "a JSON object (a dict)"}
 
 
 def _num(x: float | None) -> str:
@@ -141,6 +145,10 @@ class GenerationParams:
       ``"error"`` (default) or ``"left"`` (drop the oldest tokens and report how many).
     * ``json_schema``: constrain the output to JSON matching this schema (the llama.cpp
       backend enforces it while decoding; others validate afterwards).
+
+    Each field's type, range and Korean/English help live in its :class:`ParamSpec`
+    (:meth:`specs`); the CLI flags, the server's request models and the web UI's controls are
+    generated from them.
     """
 
     max_new_tokens: int | None = _param(None, ParamSpec(
