@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from llmlab.errors import InvalidParameterError
@@ -56,3 +58,28 @@ def test_messages_are_validated():
         Message("robot", "hi")
     with pytest.raises(InvalidParameterError):
         coerce_messages([{"role": "user"}])
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"top_k": True}, "whole number"), ({"top_k": 2.5}, "whole number"), ({"temperature": "hot"}, "a number"),
+    ({"temperature": float("nan")}, "0 or 0.01–5"), ({"temperature": 0.005}, "0 or 0.01–5"),
+    ({"seed": -1}, "0–2^63−1"), ({"do_sample": "yes"}, "true or false"), ({"json_schema": [1]}, "JSON object"),
+])
+def test_wrong_types_and_values_are_refused_with_the_rule(kw, message):
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        GenerationParams(**kw)
+
+
+def test_numpy_numbers_are_numbers():
+    np = pytest.importorskip("numpy")
+    p = GenerationParams(top_k=np.int64(5), temperature=np.float32(0.5))
+    assert p.top_k == 5 and p.temperature == 0.5
+
+
+def test_every_field_has_a_spec_with_help_in_both_languages():
+    specs = GenerationParams.specs()
+    assert list(specs) == [f for f in GenerationParams.__dataclass_fields__]
+    assert all(s.ko and s.en and s.ko != s.en for s in specs.values())
+    assert GenerationParams.spec("temperature").rule() == "0 or 0.01–5"
+    with pytest.raises(InvalidParameterError, match="temprature.*valid"):
+        GenerationParams.spec("temprature")

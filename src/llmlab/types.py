@@ -6,6 +6,7 @@ the same vocabulary and ``to_dict`` gives the JSON the CLI prints.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -45,6 +46,86 @@ def coerce_messages(messages: "str | Sequence[Message | dict[str, Any]]") -> lis
     return [Message.coerce(m) for m in messages]
 
 
+@dataclass(frozen=True)
+class ParamSpec:
+    """The rules and help of one generation parameter — what every door is generated from.
+
+    :class:`GenerationParams` keeps one in each field's metadata (``dataclasses.fields(...)[i]
+    .metadata["spec"]``); the CLI's options, the server's request models and the web UI's controls
+    are built from these, so a range or a help text is written once.
+    """
+
+    kind: type  # int, float, bool, str, list or dict (the value's type; None is "unset" when allowed)
+    ko: str  # one-line help in Korean
+    en: str  # the same in English
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # top_p: > 0, not ≥ 0
+    #: a positive value must be at least this (temperature: 0 is greedy, a tiny positive one
+    #: overflows the softmax)
+    smallest_positive: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None is a valid value ("unset")
+    step: float | None = None  # the web UI's slider step; None: a box, not a slider
+
+    def rule(self) -> str:
+        """The accepted values in words (used in every door's error and help)."""
+        if self.choices:
+            return "one of " + ", ".join(map(repr, self.choices))
+        lo, hi = self.minimum, self.maximum
+        if lo is None and hi is None:
+            return _KIND_WORDS[self.kind]
+        if self.smallest_positive is not None:
+            return f"0 or {_num(self.smallest_positive)}–{_num(hi)}" if hi is not None else \
+                f"0 or at least {_num(self.smallest_positive)}"
+        if hi is None:
+            return f"> {_num(lo)}" if self.exclusive_minimum else f"≥ {_num(lo)}"
+        return f"in ({_num(lo)}, {_num(hi)}]" if self.exclusive_minimum else f"{_num(lo)}–{_num(hi)}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused (``None`` when it is accepted)."""
+        if value is None:
+            return None if self.optional else "must be set"
+        if self.kind is float:  # numbers.Real / Integral: NumPy scalars from a sweep are numbers too
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        elif self.kind is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.kind)
+        if not ok:
+            return f"must be {_KIND_WORDS[self.kind]}, got {type(value).__name__}"
+        if self.choices:
+            return None if value in self.choices else f"must be {self.rule()}"
+        if self.kind not in (int, float):
+            return None
+        lo, hi = self.minimum, self.maximum
+        below = lo is not None and (value <= lo if self.exclusive_minimum else value < lo)
+        tiny = self.smallest_positive is not None and 0 < value < self.smallest_positive
+        if below or tiny or (hi is not None and value > hi) or value != value:  # value != value: NaN
+            return f"must be {self.rule()}"
+        return None
+
+    def help(self) -> str:
+        """``"한국어 / English"`` — the two-language line the web UI shows under a control."""
+        return f"{self.ko} / {self.en}"
+
+
+_KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text", list: "a list",
+               dict: "a JSON object (a dict)"}
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else (f"{x:g}" if abs(x) < 1e15 else f"2^{int(x).bit_length()}−1")
+
+
+def _param(default: Any, spec: ParamSpec, *, factory: Any = None) -> Any:
+    meta = {"spec": spec}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+SEED_MAX = 2**63 - 1
+
+
 @dataclass
 class GenerationParams:
     """The generation controls every learner meets, with Hugging Face ``generate`` semantics.
@@ -66,23 +147,61 @@ class GenerationParams:
       ``"error"`` (default) or ``"left"`` (drop the oldest tokens and report how many).
     * ``json_schema``: constrain the output to JSON matching this schema (the llama.cpp
       backend enforces it while decoding; others validate afterwards).
+
+    Each field's type, range and Korean/English help live in its :class:`ParamSpec`
+    (:meth:`specs`); the CLI flags, the server's request models and the web UI's controls are
+    generated from them.
     """
 
-    max_new_tokens: int | None = None
-    max_length: int | None = None
-    min_new_tokens: int = 0
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    num_return_sequences: int = 1
-    do_sample: bool | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    logprobs: int | None = None
-    truncate: str = "error"
-    json_schema: dict[str, Any] | None = None
+    max_new_tokens: int | None = _param(None, ParamSpec(
+        int, "새로 만들 토큰 수의 상한 (비우면 256)", "the most tokens to generate (unset: 256)",
+        minimum=0, optional=True))
+    max_length: int | None = _param(None, ParamSpec(
+        int, "프롬프트+답의 토큰 상한 (비우면 끔, max_new_tokens가 우선)",
+        "prompt + answer tokens at most (unset: off; max_new_tokens wins)", minimum=1, optional=True))
+    min_new_tokens: int = _param(0, ParamSpec(
+        int, "이만큼 만들기 전에는 끝 토큰이 나와도 멈추지 않음 (0 = 끔; 고정 길이 벤치마크)",
+        "do not stop at an end token before this many new tokens (0 = off; fixed-length benchmarks)",
+        minimum=0))
+    temperature: float = _param(1.0, ParamSpec(
+        float, "높을수록 다양하고 낮을수록 결정적 (0 = 가장 그럴듯한 토큰만)",
+        "higher is more varied, lower more deterministic (0 = greedy)",
+        minimum=0, maximum=5, smallest_positive=0.01, step=0.01))
+    top_p: float = _param(1.0, ParamSpec(
+        float, "누적 확률이 p가 될 때까지의 후보만 뽑기 (1 = 끔)",
+        "sample only from the smallest set holding this much probability (1 = off)",
+        minimum=0, maximum=1, exclusive_minimum=True, step=0.01))
+    top_k: int = _param(50, ParamSpec(
+        int, "가장 그럴듯한 k개 토큰 중에서만 뽑기 (0 = 끔)", "sample among the k most likely tokens (0 = off)",
+        minimum=0, maximum=100_000))
+    repetition_penalty: float = _param(1.0, ParamSpec(
+        float, "1보다 크면 이미 나온 토큰을 덜 쓰게 함 (1 = 끔)", "above 1 discourages tokens already used (1 = off)",
+        minimum=0.01, maximum=10, step=0.01))
+    no_repeat_ngram_size: int = _param(0, ParamSpec(
+        int, "이 길이의 n-gram을 두 번 만들지 않음 (0 = 끔)", "never repeat an n-gram of this size (0 = off)",
+        minimum=0, maximum=64, step=1))
+    num_return_sequences: int = _param(1, ParamSpec(
+        int, "독립적으로 뽑을 답의 개수 (샘플링 필요)", "independent answers to sample (needs sampling)",
+        minimum=1, maximum=64, step=1))
+    do_sample: bool | None = _param(None, ParamSpec(
+        bool, "auto(비움): temperature > 0이면 샘플링 · greedy: 항상 최댓값",
+        "auto (unset): sample when temperature > 0 · greedy: always the most likely token", optional=True))
+    seed: int | None = _param(None, ParamSpec(
+        int, "같은 시드 = 같은 샘플 (비우면 무작위로 정해 기록)",
+        "same seed, same sample (unset: one is drawn and recorded)", minimum=0, maximum=SEED_MAX, optional=True))
+    stop: list[str] = _param(None, ParamSpec(
+        list, "이 문자열이 나오면 멈춤 (출력에는 빠짐)", "stop at any of these strings (not included in the output)"),
+        factory=list)
+    logprobs: int | None = _param(None, ParamSpec(
+        int, "토큰마다 로그 확률과 상위 k개 후보를 보여 줌 (비우면 끔)",
+        "show each token's log-probability and the k most likely alternatives (unset: off)",
+        minimum=0, maximum=20, optional=True))
+    truncate: str = _param("error", ParamSpec(
+        str, "프롬프트가 문맥 창보다 길 때: error = 오류, left = 앞부분을 잘라냄",
+        "prompt longer than the context window: error, or drop the oldest tokens (left)", choices=("error", "left")))
+    json_schema: dict[str, Any] | None = _param(None, ParamSpec(
+        dict, "이 JSON 스키마에 맞는 JSON만 만들게 함 (비우면 끔)",
+        "constrain the output to JSON matching this schema (unset: off)", optional=True))
 
     DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -92,39 +211,38 @@ class GenerationParams:
         self.stop = [s for s in (self.stop or []) if s]
         self.validate()
 
-    def validate(self) -> None:
-        def bad(name, why):
-            raise InvalidParameterError(f"{name}={getattr(self, name)!r}: {why}")
+    @classmethod
+    def specs(cls) -> dict[str, ParamSpec]:
+        """Every parameter's :class:`ParamSpec`, in field order (the source of every door's rules)."""
+        return {f.name: f.metadata["spec"] for f in dataclasses.fields(cls)}
 
-        if self.max_new_tokens is not None and self.max_new_tokens < 0:
-            bad("max_new_tokens", "must be ≥ 0")
-        if self.min_new_tokens < 0:
-            bad("min_new_tokens", "must be ≥ 0 (0 switches it off)")
-        if self.max_length is not None and self.max_length < 1:
-            bad("max_length", "must be ≥ 1")
-        if self.temperature < 0:
-            bad("temperature", "must be ≥ 0 (0 means greedy)")
-        if 0 < self.temperature < 1e-3:
-            bad("temperature", "must be 0 (greedy) or at least 0.001")
-        if not 0 < self.top_p <= 1:
-            bad("top_p", "must be in (0, 1]")
-        if self.top_k < 0:
-            bad("top_k", "must be ≥ 0 (0 switches it off)")
-        if self.repetition_penalty < 0.01:
-            bad("repetition_penalty", "must be at least 0.01 (1.0 switches it off)")
-        if self.no_repeat_ngram_size < 0:
-            bad("no_repeat_ngram_size", "must be ≥ 0 (0 switches it off)")
-        if not 1 <= self.num_return_sequences <= 64:
-            bad("num_return_sequences", "must be between 1 and 64")
-        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
-            bad("logprobs", "must be between 0 and 20")
-        if self.truncate not in ("error", "left"):
-            bad("truncate", "must be 'error' or 'left'")
-        if self.json_schema is not None and not isinstance(self.json_schema, dict):
-            bad("json_schema", "must be a JSON object (a dict)")
+    @classmethod
+    def spec(cls, name: str) -> ParamSpec:
+        """One parameter's :class:`ParamSpec` (an unknown name lists the valid ones)."""
+        specs = cls.specs()
+        if name not in specs:
+            raise InvalidParameterError(f"unknown generation parameter {name!r}; valid: {', '.join(sorted(specs))}")
+        return specs[name]
+
+    @classmethod
+    def check(cls, name: str, value: Any) -> None:
+        """Refuse one value that breaks its parameter's rule (what the CLI and the server call per field)."""
+        why = cls.spec(name).problem(value)
+        if why:
+            err = InvalidParameterError(f"{name}={value!r}: {why}")
+            err.param = name  # type: ignore[attr-defined]
+            raise err
+
+    def validate(self) -> None:
+        for name in self.specs():
+            self.check(name, getattr(self, name))
+        if self.stop and not all(isinstance(s, str) for s in self.stop):
+            raise InvalidParameterError(f"stop={self.stop!r}: must be a list of strings")
         if self.num_return_sequences > 1 and not self.sampling:
             # HF refuses this too: greedy decoding gives n identical sequences.
-            bad("num_return_sequences", "needs sampling (do_sample=True or temperature > 0); greedy decoding would repeat one sequence")
+            raise InvalidParameterError(
+                f"num_return_sequences={self.num_return_sequences}: needs sampling (do_sample=True or "
+                "temperature > 0); greedy decoding would repeat one sequence")
 
     @property
     def sampling(self) -> bool:

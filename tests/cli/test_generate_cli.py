@@ -48,8 +48,9 @@ def test_chat_reads_turns_from_stdin_and_resumes_sessions(llmlab_home):
 def test_errors_go_to_stderr_with_exit_1(llmlab_home):
     p = run(["generate", "x", "--model", "no/such-model"], llmlab_home, check=False)
     assert p.returncode == 1 and p.stdout == "" and "models pull" in p.stderr
+    # a flag value outside its range is a usage error (exit 2, like any bad flag), found before a model loads
     p = run(["generate", "x", "--top-p", "2"], llmlab_home, check=False)
-    assert p.returncode == 1 and "top_p" in p.stderr
+    assert p.returncode == 2 and p.stdout == "" and "--top-p" in p.stderr and "(0, 1]" in p.stderr
 
 
 def test_logs_purge(llmlab_home):

@@ -99,11 +99,17 @@ def test_broken_conversations(write_jsonl, name, record, problem):
     assert len(ds.errors) == 1 and ds.errors[0].line == 3 and problem in ds.errors[0].problem, ds.errors
 
 
-def test_utf16_and_empty_files(tmp_path):
-    p = tmp_path / "u16.jsonl"
-    p.write_bytes(json.dumps(ALPACA, ensure_ascii=False).encode("utf-16"))
-    with pytest.raises(InputFileError, match="UTF-16"):
-        data.load(p)
+def test_utf16_cp949_and_empty_files(tmp_path):
+    """Decoded as the document loaders and uploads decode (llmlab.text.decode_text)."""
+    for enc in ("utf-16", "cp949"):
+        p = tmp_path / f"{enc}.jsonl"
+        p.write_bytes((json.dumps(ALPACA, ensure_ascii=False) + "\n").encode(enc))
+        ds = data.load(p)
+        assert not ds.errors and ds.examples[0].messages[1].content == ALPACA["output"], enc
+    binary = tmp_path / "nul.jsonl"
+    binary.write_bytes(b'{"instruction": "x"}\x00\n')
+    with pytest.raises(InputFileError, match="NUL"):
+        data.load(binary)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
     assert [e.problem for e in data.load(empty).errors] == ["the file holds no records"]

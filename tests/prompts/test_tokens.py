@@ -1,7 +1,8 @@
 """Tokenizers side by side."""
 import pytest
 
-from llmlab.prompts.tokens import compare_tokenizers, estimate_api_tokens
+from llmlab.prompts.tokens import compare_tokenizers
+from llmlab.text import estimate_tokens
 
 
 def fake_loader(name):
@@ -22,8 +23,8 @@ def test_korean_costs_more_byte_tokens_than_english():
 def test_api_cost_estimates_use_the_price_table():
     d = compare_tokenizers("안녕하세요 hello", ["fake"], embedder=None, morphemes=False, loader=fake_loader,
                            api_models=["gpt-4o-mini"]).to_dict()
-    est = estimate_api_tokens("안녕하세요 hello")
-    assert est == 5 + 2  # five syllables, six other characters / 3
+    est = estimate_tokens("안녕하세요 hello")
+    assert est == 5 + 2  # five syllables, six ASCII characters / 4 rounded up
     (c,) = d["api_cost_estimates"]
     assert c["model"] == "gpt-4o-mini" and c["usd"] == pytest.approx(est * 0.15 / 1e6)
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import click
 
 from ..errors import LLMLabError
+from ..types import GenerationParams
 
 
 def emit_json(obj: Any) -> None:
@@ -71,31 +72,51 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
+#: flags whose name is not just ``--name-with-dashes`` (short forms, the greedy switch)
+_FLAGS = {"temperature": ("--temperature", "-t"), "num_return_sequences": ("--num-return-sequences", "-n"),
+          "do_sample": ("--do-sample/--greedy",)}
+#: parameters without a generation flag: a JSON schema is given by the commands that take one
+_NO_FLAG = ("json_schema",)
+
+
+def _checked(name: str) -> Callable:
+    """A click callback that refuses a value breaking ``GenerationParams``' rule for ``name``."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or value == ():
+            return value
+        try:
+            GenerationParams.check(name, list(value) if isinstance(value, tuple) else value)
+        except LLMLabError as e:
+            raise click.BadParameter(str(e).split(": ", 1)[-1]) from None
+        return value
+
+    return callback
+
+
+def _generation_option(name: str) -> Callable:
+    spec = GenerationParams.spec(name)
+    flags = _FLAGS.get(name, ("--" + name.replace("_", "-"),))
+    help_ = f"{spec.en} [{spec.rule()}]" if spec.kind in (int, float) else spec.en
+    if spec.kind is bool:
+        return click.option(*flags, name, default=None, help=help_)
+    if spec.kind is list:
+        return click.option(*flags, name, multiple=True, callback=_checked(name), help=spec.en + " (repeatable)")
+    kind = click.Choice(list(spec.choices)) if spec.choices else spec.kind
+    return click.option(*flags, name, type=kind, default=None, callback=_checked(name), help=help_)
+
+
 def generation_options(f: Callable) -> Callable:
-    """The generation controls, named as in Hugging Face generate."""
-    opts = [
-        click.option("--max-new-tokens", type=int, default=None, help="Tokens to generate at most (default 256)."),
-        click.option("--max-length", type=int, default=None, help="Prompt + generated tokens at most."),
-        click.option("--temperature", "-t", type=float, default=None, help="Sampling temperature; 0 = greedy."),
-        click.option("--top-p", type=float, default=None, help="Nucleus sampling: smallest set with this mass."),
-        click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens (0 = off)."),
-        click.option("--repetition-penalty", type=float, default=None, help="> 1 discourages repeated tokens."),
-        click.option("--no-repeat-ngram-size", type=int, default=None, help="Never repeat an n-gram of this size."),
-        click.option("--num-return-sequences", "-n", type=int, default=None, help="Independent samples to return."),
-        click.option("--do-sample/--greedy", "do_sample", default=None, help="Sample, or take the most likely token."),
-        click.option("--seed", type=int, default=None, help="Seed for reproducible sampling."),
-        click.option("--stop", multiple=True, help="Stop string (repeatable); not included in the output."),
-        click.option("--logprobs", type=int, default=None, help="Report log-probabilities with K alternatives."),
-        click.option("--truncate", type=click.Choice(["error", "left"]), default=None,
-                     help="Too-long prompt: error (default) or drop the oldest tokens."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
+    """The generation controls, named as in Hugging Face generate — generated from ``GenerationParams``.
+
+    Names, types, ranges and help come from the parameters' :class:`~llmlab.types.ParamSpec`;
+    an unset flag is left out, so the model's recommended defaults apply (``Model.resolve``).
+    """
+    for name in reversed(GENERATION_KEYS):
+        f = _generation_option(name)(f)
     return f
 
 
-GENERATION_KEYS = ("max_new_tokens", "max_length", "temperature", "top_p", "top_k", "repetition_penalty",
-                   "no_repeat_ngram_size", "num_return_sequences", "do_sample", "seed", "stop", "logprobs", "truncate")
+GENERATION_KEYS = tuple(n for n in GenerationParams.specs() if n not in _NO_FLAG)
 LOAD_KEYS = ("threads", "n_ctx", "device", "dtype", "load_in")
 
 

@@ -23,7 +23,7 @@ def eval_group() -> None:
 def _evaluate(task: str, data: str, model, backend, kwargs: dict[str, Any], as_json: bool, show_items: bool,
               **options: Any) -> None:
     from ..eval.runners import evaluate
-    from ..ledger import Ledger
+    from ..ledger import recorder
 
     settings = common.get_settings()
     gen, load = split_options(kwargs)
@@ -32,7 +32,7 @@ def _evaluate(task: str, data: str, model, backend, kwargs: dict[str, Any], as_j
         from ..prompts.library import load_template
 
         options["template"] = load_template(template)
-    ledger = Ledger.for_settings(settings) if settings.ledger else None
+    ledger = recorder(settings)
     m = common.open_model(model, backend, load)
     bar = _bar(task)
     try:
@@ -142,9 +142,9 @@ def perplexity(data, limit, show_items, model, backend, as_json, **kwargs):
 def compare(run_a: int, run_b: int, limit: int, as_json: bool) -> None:
     """Metric deltas (B − A) and per-item outputs of two recorded evaluations."""
     from ..eval.compare import compare_runs
-    from ..ledger import Ledger
+    from ..ledger import open_ledger
 
-    cmp = compare_runs(Ledger.for_settings(common.get_settings()), run_a, run_b)
+    cmp = compare_runs(open_ledger(common.get_settings()), run_a, run_b)
     if as_json:
         emit_json(cmp.to_dict())
         return

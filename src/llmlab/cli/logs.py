@@ -7,9 +7,9 @@ from .common import emit_json, get_settings, handle_errors, json_option
 
 
 def _ledger():
-    from ..ledger import Ledger
+    from ..ledger import open_ledger
 
-    return Ledger.for_settings(get_settings())
+    return open_ledger(get_settings())
 
 
 @click.group(invoke_without_command=True)

@@ -140,13 +140,13 @@ def grid(grid_file: str, html_path: str | None, fresh: bool, threads: int | None
     Each cell is recorded in the run ledger under one experiment id; running the same grid
     again resumes it (finished cells are reused, not recomputed).
     """
-    from ..ledger import Ledger
+    from ..ledger import recorder
     from ..prompts.grid import default_loader, expand, load_grid, run_grid
     from ..prompts.report import html_report, text_table
 
     settings = common.get_settings(threads=threads)  # the local backends read their thread count from settings
     g = load_grid(grid_file)
-    ledger = Ledger.for_settings(settings) if settings.ledger else None
+    ledger = recorder(settings)
     loader = default_loader(settings)
     total = len(expand(g))
     with _progress(total) as bar:

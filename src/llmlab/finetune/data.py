@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import InputFileError
 from ..registry import Registry
+from ..text import UndecodableError, decode_text
 from ..textcheck import unencodable_problem
 from ..types import ROLES, Message
 
@@ -196,17 +197,28 @@ Record = tuple[int, "dict[str, Any] | DataError"]
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, problem) for every line; a line that is not UTF-8 gets a problem."""
+    """(line number, text, problem) for every line.
+
+    The file is decoded as the document loaders and uploads decode it (UTF-8, a byte-order mark,
+    or CP949 — what Korean Windows writes). A file that is none of these is read line by line as
+    UTF-8, so each undecodable line gets its own problem and the good lines are kept.
+    """
     data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputFileError(path, "the file is UTF-16; save it as UTF-8")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for n, raw in enumerate(data.split(b"\n"), 1):
+    try:
+        text, _ = decode_text(data, guess=False)
+    except UndecodableError as e:
+        if "NUL" in str(e) or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InputFileError(path, str(e)) from None
+    else:
+        for n, line in enumerate(text.split("\n"), 1):
+            yield n, line.rstrip("\r"), None
+        return
+    for n, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
         try:
             yield n, raw.decode("utf-8").rstrip("\r"), None
         except UnicodeDecodeError as e:
-            yield n, None, f"not UTF-8 text (byte {e.start + 1}: {e.reason}); wrong encoding? save the file as UTF-8"
+            yield n, None, (f"not UTF-8 or CP949 text (byte {e.start + 1}: {e.reason}); wrong encoding? "
+                            "save the file as UTF-8")
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:

@@ -412,10 +412,10 @@ def _where(path: str) -> str:
 
 
 def record_run(settings, config: TrainConfig, result: TrainResult, card: RunCard) -> int | None:
-    from ..ledger import Ledger, RunRecord
+    from ..ledger import RunRecord, open_ledger
 
     try:
-        ledger = Ledger.for_settings(settings)
+        ledger = open_ledger(settings)
         try:
             return ledger.record(RunRecord(kind="finetune", model=config.base, backend="transformers",
                                            params=config.to_dict(), output=[result.out],

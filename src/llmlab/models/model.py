@@ -194,9 +194,9 @@ def load_model(name: str | None = None, *, backend: str | None = None, settings:
     be = factory(spec, settings, **options)
     opened = ledger is True
     if ledger is True:
-        from ..ledger import Ledger
+        from ..ledger import recorder
 
-        ledger = Ledger.for_settings(settings) if settings.ledger else None
+        ledger = recorder(settings)
     elif ledger is False:
         ledger = None
     model = Model(be, spec, settings, ledger=ledger)

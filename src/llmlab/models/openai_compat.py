@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -23,6 +22,7 @@ import httpx
 
 from ..config import Settings
 from ..errors import BackendError, ContextOverflowError, InvalidParameterError, LLMLabError, UnsupportedParameterError
+from ..text import estimate_tokens
 from ..types import Completion, Delta, GenerationParams, Message, ModelInfo, Sequence_, TokenLogprob, Usage
 from .capabilities import OPENAI
 from .remote_profiles import RemoteProfile, get_profile
@@ -118,17 +118,6 @@ class SSEDecoder:
         # event:, id: and retry: carry nothing the OpenAI API uses
 
 
-def estimate_tokens(text: str) -> int:
-    """A rough token count for when no tokenizer is available.
-
-    Each non-ASCII character (Hangul, CJK, …) counts as one token — byte-level vocabularies
-    rarely merge more than one Korean syllable — and ASCII text as four characters per
-    token. It tends to overcount, the safe side when trimming history to a context window.
-    """
-    non_ascii = sum(1 for c in text if ord(c) > 127)
-    return non_ascii + math.ceil((len(text) - non_ascii) / 4)
-
-
 def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile, max_tokens: int) -> dict[str, Any]:
     """The generation part of an API request body for ``params`` (refuses what the server lacks).
 
@@ -140,19 +129,16 @@ def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile
             "leave it at 0 or use a local backend (llamacpp, transformers)"
         )
     for name, value, off in (("top_k", params.top_k, params.top_k in TOP_K_UNSET),
-                             ("repetition_penalty", params.repetition_penalty, params.repetition_penalty == 1.0)):
+                             ("repetition_penalty", params.repetition_penalty, params.repetition_penalty == 1.0),
+                             ("min_new_tokens", params.min_new_tokens, not params.min_new_tokens)):
         if not off and not profile.accepts(name):
-            unset = "0 or 50 (both mean 'not set' for an API)" if name == "top_k" else "1.0"
+            unset = {"top_k": "0 or 50 (both mean 'not set' for an API)", "min_new_tokens": "0"}.get(name, "1.0")
             takers = ", ".join(p for p in _profiles_accepting(name)) or "none"
             raise UnsupportedParameterError(
                 f"{name}={value} is not accepted by the {profile.name!r} API profile ({profile.description}). "
                 f"Leave it at {unset}, or choose the profile of your server (LLMLAB_API_PROFILE or the profile "
                 f"option; profiles that take {name}: {takers})"
             )
-    if params.min_new_tokens and not extra_params:
-        raise UnsupportedParameterError(
-            f"min_new_tokens={params.min_new_tokens} is not part of the OpenAI API; leave it at 0, or load the "
-            "model with extra_params=True if the server accepts min_tokens (vLLM does)")
     if params.truncate != "error":
         raise UnsupportedParameterError(
             f"truncate={params.truncate!r} needs the model's tokenizer, which an API does not expose; "
@@ -162,7 +148,7 @@ def request_body(params: GenerationParams, *, chat: bool, profile: RemoteProfile
     if params.top_p != 1.0:
         body["top_p"] = params.top_p
     if params.min_new_tokens:
-        body["min_tokens"] = params.min_new_tokens
+        body[profile.fields["min_new_tokens"]] = params.min_new_tokens
     if params.num_return_sequences > 1:
         body["n"] = params.num_return_sequences
     if params.seed is not None:

@@ -34,7 +34,7 @@ PROFILES: Registry[RemoteProfile] = Registry("remote API profile")
 for _profile in (
     RemoteProfile("openai", "OpenAI's own API (and any server that takes only its parameters)"),
     RemoteProfile("vllm", "vLLM's OpenAI-compatible server",
-                  {"top_k": "top_k", "repetition_penalty": "repetition_penalty"}),
+                  {"top_k": "top_k", "repetition_penalty": "repetition_penalty", "min_new_tokens": "min_tokens"}),
     RemoteProfile("llamacpp", "llama.cpp's llama-server",
                   {"top_k": "top_k", "repetition_penalty": "repeat_penalty"}),
     RemoteProfile("ollama", "Ollama's OpenAI-compatible endpoint (/v1); top_k only through its native API"),

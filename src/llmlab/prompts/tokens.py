@@ -8,14 +8,13 @@ price table; API tokenizers are not available offline, so their counts are estim
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import LLMLabError
+from ..text import estimate_tokens
 
 log = logging.getLogger(__name__)
-_HANGUL_OR_CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u4e00-\u9fff\uac00-\ud7a3]")
 
 
 @dataclass
@@ -51,12 +50,6 @@ class TokenReport:
         return {"text": self.text, "chars": self.chars, "bytes": len(self.text.encode("utf-8")),
                 "tokenizers": [v.to_dict(self.chars) for v in self.views], "api_cost_estimates": self.api_costs,
                 "skipped": self.skipped}
-
-
-def estimate_api_tokens(text: str) -> int:
-    """A rough count for API tokenizers: one per Hangul/CJK character, one per three others."""
-    cjk = len(_HANGUL_OR_CJK.findall(text))
-    return cjk + (len(text) - cjk + 2) // 3
 
 
 def available_local_models() -> list[str]:
@@ -112,7 +105,7 @@ def compare_tokenizers(text: str, models: list[str] | None = None, *, embedder: 
                                               note="Korean morphemes (not a model tokenizer)"))
         except LLMLabError as e:
             report.skipped["kiwi"] = str(e)
-    est = estimate_api_tokens(text)
+    est = estimate_tokens(text)  # no API tokenizer offline: llmlab's one estimate
     table = pricing.price_table()
     for api in api_models or [k for k in table if not k.startswith("text-embedding")]:
         price = pricing.price_for(api)

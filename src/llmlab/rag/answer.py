@@ -171,7 +171,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
         return
     from ..errors import LLMLabError
     from ..guard.policy import MaskingLedger
-    from ..ledger import Ledger, RunRecord
+    from ..ledger import Ledger, RunRecord, open_ledger
 
     prompt, output = question, ans.answer
     masker = getattr(model, "masker", None)  # set by a GuardedModel whose policy is 'mask'
@@ -182,7 +182,7 @@ def _record(ans: Answer, question: str, collection: Collection, model: Any) -> N
     masks = isinstance(own, MaskingLedger) or (isinstance(own, Ledger) and not own.raw_text)
     shared = own if masks else None
     try:
-        ledger = shared or Ledger.for_settings(settings)
+        ledger = shared or open_ledger(settings)
         try:
             ledger.record(RunRecord(
                 kind="rag", model=model.name, backend=model.backend.name,

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidParameterError
-from .schemas import SEED_MAX, check_temperature
+from .param_fields import param_field
+from .schemas import check_temperature
 
 
 class _Body(BaseModel):
@@ -20,14 +21,14 @@ class _Body(BaseModel):
 class GenParams(_Body):
     """Generation controls for lab calls (Hugging Face names and meanings)."""
 
-    max_new_tokens: int | None = Field(None, ge=0)
-    temperature: float | None = Field(None, ge=0, le=5)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0, le=100000)
-    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
-    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
+    max_new_tokens: int | None = param_field("max_new_tokens")
+    temperature: float | None = param_field("temperature")
+    top_p: float | None = param_field("top_p")
+    top_k: int | None = param_field("top_k")
+    repetition_penalty: float | None = param_field("repetition_penalty")
+    no_repeat_ngram_size: int | None = param_field("no_repeat_ngram_size")
     do_sample: bool | None = None
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = param_field("seed")
     stop: list[str] | None = Field(None, max_length=16)
 
     def kwargs(self, ceiling: int) -> dict[str, Any]:

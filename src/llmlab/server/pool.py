@@ -212,9 +212,9 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
             options["threads"] = server.threads
         ledger: Any = True
         if settings.ledger and server.ledger_mask_pii and settings.ledger_raw_text:
-            from ..ledger import Ledger
+            from ..ledger import open_ledger
 
-            ledger = Ledger(settings.ledger_path)  # the server masks even where the lab keeps raw text
+            ledger = open_ledger(settings, raw_text=False)  # the server masks even where the lab keeps raw text
         return load_model(name, settings=settings, ledger=ledger, **options)
 
     return ModelPool(loader, resolver=lambda name: resolve(name, settings).backend, max_loaded=server.max_loaded_models)

@@ -11,19 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SEED_MAX = 2**63 - 1
-MIN_TEMPERATURE = 0.01
+from ..types import GenerationParams
+from .param_fields import param_field
 
 
 def check_temperature(t: float | None) -> None:
-    """0 means greedy; a positive temperature this small would overflow the softmax (a 400)."""
-    if t is not None and 0 < t < MIN_TEMPERATURE:
-        from ..errors import InvalidParameterError
-
-        err = InvalidParameterError(f"temperature: {t} is too small to sample with; use 0 (greedy) or at least "
-                                    f"{MIN_TEMPERATURE}")
-        err.param = "temperature"  # type: ignore[attr-defined]
-        raise err
+    """0 means greedy; a positive temperature too small to sample with is a 400 (rule: ``GenerationParams``)."""
+    if t is not None:
+        GenerationParams.check("temperature", t)
 
 
 class _Open(BaseModel):
@@ -59,12 +54,12 @@ class ResponseFormat(_Open):
 
 class _Sampling(_Open):
     model: str = Field(min_length=1, max_length=512)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=0)
+    temperature: float | None = param_field("temperature", openai=True)
+    top_p: float | None = param_field("top_p", openai=True)
+    max_tokens: int | None = param_field("max_new_tokens", openai=True)
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    n: int | None = Field(None, ge=1, le=64)
+    seed: int | None = param_field("seed", openai=True)
+    n: int | None = param_field("num_return_sequences", openai=True)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -72,9 +67,9 @@ class _Sampling(_Open):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # Hugging Face controls (llmlab extensions)
-    top_k: int | None = Field(None, ge=0, le=100000)
-    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
-    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
+    top_k: int | None = param_field("top_k", openai=True)
+    repetition_penalty: float | None = param_field("repetition_penalty", openai=True)
+    no_repeat_ngram_size: int | None = param_field("no_repeat_ngram_size", openai=True)
     do_sample: bool | None = None
     # fixed-length outputs, as vLLM and llama-server name them (benchmarks use them)
     min_tokens: int | None = Field(None, ge=0)
@@ -83,9 +78,9 @@ class _Sampling(_Open):
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=0)
+    max_completion_tokens: int | None = param_field("max_new_tokens", openai=True)
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_logprobs: int | None = param_field("logprobs", openai=True)
     response_format: ResponseFormat | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -93,10 +88,10 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] = Field(description="one prompt (a list must hold exactly one)")
-    logprobs: int | None = Field(None, ge=0, le=20)
+    logprobs: int | None = param_field("logprobs", openai=True)
     echo: bool | None = False
     suffix: str | None = None
-    best_of: int | None = Field(None, ge=1, le=64)
+    best_of: int | None = param_field("num_return_sequences", openai=True)
 
 
 class EmbeddingRequest(_Open):

@@ -237,9 +237,9 @@ class LabState:
             return None
         with self._lock:
             if self._ledger is None:
-                from ..ledger import Ledger
+                from ..ledger import open_ledger
 
-                self._ledger = Ledger.for_settings(self.settings)
+                self._ledger = open_ledger(self.settings)
             return self._ledger
 
     # -- the web UI's Lab seam ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ off while they stream in, not after.
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
@@ -30,7 +29,6 @@ EXTENSIONS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".p
               ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
 TEXT_TYPES = ("txt", "md", "html", "jsonl")
 _ID = re.compile(r"^[0-9a-f]{12}$")
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 @dataclass
@@ -69,25 +67,12 @@ def claimed_type(name: str) -> str | None:
 
 def decode_upload(data: bytes) -> str:
     """Text in UTF-8, UTF-16 (with BOM) or CP949, with almost no control characters; else raise."""
-    text = None
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data.decode(enc)
-            except UnicodeDecodeError:
-                raise UnsupportedMediaTypeError("the file claims a text encoding but does not decode") from None
-            break
-    if text is None:
-        if b"\x00" in data:
-            raise UnsupportedMediaTypeError("the content is binary (NUL bytes), not text")
-        for enc in ("utf-8", "cp949"):
-            try:
-                text = data.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-    if text is None:
-        raise UnsupportedMediaTypeError("the content is neither UTF-8 nor CP949 text, nor a PDF or DOCX file")
+    from ..text import UndecodableError, decode_text
+
+    try:
+        text, _ = decode_text(data, guess=False)  # no guessing: a stranger's bytes either decode or are refused
+    except UndecodableError as e:
+        raise UnsupportedMediaTypeError(f"the content is not text: {e} (nor a PDF or DOCX file)") from None
     controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f")
     if controls > max(2, len(text) // 200):
         raise UnsupportedMediaTypeError("the content looks binary (control characters), not text")

@@ -70,9 +70,9 @@ class LocalLab:
             return None
         with self._pool_lock:
             if self._ledger is None:
-                from ..ledger import Ledger
+                from ..ledger import open_ledger
 
-                self._ledger = Ledger.for_settings(self.settings)
+                self._ledger = open_ledger(self.settings)
             return self._ledger
 
     @contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmlab.rag.loaders import LOADERS, load_file, load_paths
-from llmlab.rag.loaders.encoding import UndecodableError, decode_text
+from llmlab.text import UndecodableError, decode_text
 from llmlab.rag.types import Document, Skipped
 
 

@@ -8,15 +8,13 @@ about one token per Korean syllable or three Latin letters.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
 
 from ...errors import InvalidParameterError
+from ...text import estimate_tokens
 from . import normalize
-
-_HANGUL_OR_CJK = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u4e00-\u9fff]")
 
 
 class OpenAIEmbedder:
@@ -54,8 +52,7 @@ class OpenAIEmbedder:
         return self._post([text])[0]
 
     def count_tokens(self, text: str) -> int:
-        cjk = len(_HANGUL_OR_CJK.findall(text))
-        return cjk + (len(text) - cjk + 2) // 3
+        return estimate_tokens(text)  # no tokenizer for a remote model: llmlab's one estimate
 
     def close(self) -> None:
         self._api.close()

@@ -11,7 +11,7 @@ from typing import Iterator
 from ...errors import InputFileError
 from ..types import Document
 from . import file_doc_id, require_text
-from .encoding import UndecodableError, decode_text
+from ...text import UndecodableError, decode_text
 from .structure import (first_line_title, markdown_sections, split_front_matter, statute_sections,
                         title_from_fields)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..params import controls as param_controls
-from ..params import to_kwargs as params_to_kwargs
+from .. import params as gen_params
 from ..choices import model_names, session_names
 from ..feedback import user_errors
 from ..lab import GENERATIONS, Lab
@@ -72,7 +71,8 @@ def send(lab: Lab, message: str, turns: list[dict], display: list[dict], model_n
 
     if not (message or "").strip():
         return
-    kwargs = params_to_kwargs(param_values)
+    start = gen_params.start_values(gen_params.model_defaults(lab.settings, model_name))
+    kwargs = gen_params.to_kwargs(param_values, start)  # only what the user changed; the model's defaults fill the rest
     session = (session or "").strip() or new_session_name()
     display = list(display) + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
     yield "", display, turns, session, "", []
@@ -125,7 +125,7 @@ def build(lab: Lab) -> None:
                                 placeholder="You are a helpful assistant. / 친절한 도우미입니다.",
                                 info=info("모든 답에 앞서 모델에게 주는 지시", "instructions given before every answer"))
             with gr.Accordion(bi("생성 설정", "Generation parameters"), open=False):
-                controls = param_controls(prefix="chat")
+                controls = gen_params.controls(gen_params.model_defaults(lab.settings, None), prefix="chat")
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=bi("대화", "Conversation"), height=520, elem_id="chat-box",
                                  buttons=["copy"], feedback_options=None)
@@ -153,4 +153,6 @@ def build(lab: Lab) -> None:
 
     new.click(fresh, outputs=[turns, chatbot, session, stats, logprobs])
     session.select(lambda name: open_session(lab, name), session, [turns, chatbot, system, model])
+    # another model: the controls start again at its recommended defaults
+    model.change(lambda name: gen_params.start_values(gen_params.model_defaults(lab.settings, name)), model, controls)
     session.focus(lambda: gr.update(choices=session_names(lab)), outputs=session)
