@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmlab.rag.loaders.encoding import decode_text
+from llmlab.text import decode_text
 from llmlab.testing.loader_contract import LoaderContract, TextLoaderContract, documents
 
 DOCS = Path(__file__).resolve().parents[3] / "src" / "llmlab" / "datasets" / "bundled" / "course_rag" / "docs"
