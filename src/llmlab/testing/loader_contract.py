@@ -16,7 +16,7 @@ import pytest
 
 from llmlab.errors import InputFileError
 from llmlab.rag.loaders import LOADERS, load_file
-from llmlab.rag.loaders.encoding import decode_text
+from llmlab.text import decode_text
 from llmlab.rag.types import Document, Skipped
 
 #: bytes no loader can read as its format (NULs for text, no PDF/ZIP structure)
