@@ -207,21 +207,41 @@ def test_a_failing_prompt_in_a_batched_prefill_fails_alone():
     assert all(isinstance(r, str) and r for i, r in enumerate(results) if i != 2), results
 
 
-def test_the_decode_loop_lowers_the_gil_switch_interval_but_never_raises_it():
+GIL_PROBE = """
+import json
+import sys
+from llmlab.config import Settings
+from llmlab.models.batching import GIL_SWITCH_INTERVAL_S as FAST
+from llmlab.models.model import load_model
+
+def fake():
+    return load_model("fake", backend="fake", settings=Settings(home=sys.argv[1], ledger=False), replies=["a"])
+
+sys.setswitchinterval(0.005)
+a, b = fake(), fake()
+seen = [sys.getswitchinterval()]            # lowered while decode loops run
+a.close()
+seen.append(sys.getswitchinterval())        # still lowered: one loop is left
+b.close()
+seen.append(sys.getswitchinterval())        # restored when the last one ends
+sys.setswitchinterval(0.0001)
+c = fake()
+seen.append(sys.getswitchinterval())        # never raised
+c.close()
+print(json.dumps({"seen": seen, "fast": FAST}))
+"""
+
+
+def test_the_gil_switch_interval_is_lowered_only_while_decode_loops_run(tmp_path):
+    """A process-wide setting: lowered by the first decode loop, restored after the last, never raised."""
+    import subprocess
     import sys
 
-    from llmlab.models.batching import GIL_SWITCH_INTERVAL_S
-
-    before = sys.getswitchinterval()
-    try:
-        sys.setswitchinterval(0.005)
-        fake().close()
-        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
-        sys.setswitchinterval(0.0001)
-        fake().close()
-        assert sys.getswitchinterval() == pytest.approx(0.0001)
-    finally:
-        sys.setswitchinterval(before)
+    r = subprocess.run([sys.executable, "-c", GIL_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    fast = out["fast"]
+    assert out["seen"] == pytest.approx([fast, fast, 0.005, 0.0001])
 
 
 def test_a_request_that_waits_past_the_queue_timeout_fails_and_the_next_is_served():

@@ -36,6 +36,36 @@ _DONE = object()
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+class _SwitchInterval:
+    """Holds the process's GIL switch interval at :data:`GIL_SWITCH_INTERVAL_S` while decode loops run.
+
+    ``sys.setswitchinterval`` is process-wide, so it is lowered when the first decode loop starts
+    and restored to what it was when the last one ends (unless someone else changed it since).
+    It is only ever lowered: a process that already runs with a shorter interval keeps it.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved: float | None = None
+
+    @classmethod
+    def acquire(cls) -> None:
+        with cls._lock:
+            if cls._users == 0 and sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+                cls._saved = sys.getswitchinterval()
+                sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+            cls._users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0 and cls._saved is not None:
+                if sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S:
+                    sys.setswitchinterval(cls._saved)
+                cls._saved = None
+
+
 @dataclass(eq=False)
 class _Request:
     state: RequestState
@@ -61,10 +91,13 @@ class Scheduler:
         self.prefill_budget = int(getattr(engine, "n_batch", 512))
         self._cv = threading.Condition()
         self._closed = False
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:  # only ever lowered, never raised
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        _SwitchInterval.acquire()  # released when the decode thread ends (close)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            _SwitchInterval.release()
+            raise
 
     # -- client side -----------------------------------------------------------------------
     def submit(self, prompt_ids: list[int], params: GenerationParams, *, piece: Callable[[int], str],
@@ -119,6 +152,12 @@ class Scheduler:
 
     # -- the decode thread -----------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            _SwitchInterval.release()
+
+    def _loop(self) -> None:
         while True:
             with self._cv:
                 while not self._closed and not self._waiting and not self._active:
