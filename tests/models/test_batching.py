@@ -1,4 +1,5 @@
 """Continuous batching: concurrent requests share one decode loop (fake and real model)."""
+import json
 import threading
 import time
 
