@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.llmlab-setup
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: setup run chat test test-fast bench system-deps clean
+.PHONY: setup run chat test test-fast bench peers system-deps clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,11 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not network" $(PYTEST_ARGS)
 
-bench: setup
+## llama-server and llama-bench, the benches' C++ peers, built once into ~/.cache/llmlab/peers (needs cmake, a C++ compiler)
+peers: setup
+	nice $(BIN)/python bench/peers.py build
+
+bench: peers
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/rag.py
