@@ -89,7 +89,8 @@ test: setup peers
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not network" $(PYTEST_ARGS)
 
-bench: setup
+## llama-server and llama-bench, the benches' C++ peers, built once into ~/.cache/llmlab/peers (needs cmake, a C++ compiler)
+bench: peers
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/rag.py

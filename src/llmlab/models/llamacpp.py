@@ -192,7 +192,10 @@ class LlamaCppEngine:
         self._decode([(tok, len(self._tokens[slot]), slot, True) for slot, tok in entries])
         for slot, tok in entries:
             self._tokens[slot].append(tok)
-        return [self._logits(i) for i in range(len(entries))]
+        # every entry asked for logits, so they are the context's outputs in order: one view of the
+        # whole block, split into rows (one ctypes→NumPy conversion per step instead of one per sequence)
+        ptr = self.lc.llama_get_logits(self.ctx)
+        return list(np.ctypeslib.as_array(ptr, shape=(len(entries), self.n_vocab)))
 
     def drop(self, slot: int) -> None:
         self.lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
