@@ -93,8 +93,8 @@ def test_lora_parameter_count():
 def test_activations_follow_the_documented_formula():
     s = shape()  # h 64, q 64, kv 32, n_ff 128, gated, 4 layers
     tokens = 2 * 512
-    frozen = 2 * 64 * 2 + (2 * 64 + 2 * 32) * 2 + 3 * 128 * 2  # norm inputs, attention, MLP; 2-byte activations
-    lora = (5 * 64 + 64 + 128) * (2 + 1)  # dropped copies of each adapted input + their masks
+    frozen = (2 * 64 + 2 * 32) * 2 + 3 * 128 * 2  # attention, MLP; 2-byte activations
+    lora = 2 * 2 * (5 * 64 + 64 + 128) - 64 * 2  # dropped copy + noise of each adapted input
     layer = tokens * (frozen + lora)
     assert layer_activation_bytes(s, tokens, act_bytes=2) == layer
     norm_out = 2 * 64 * 2  # read by the adapters themselves when there is no dropout
