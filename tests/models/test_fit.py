@@ -118,12 +118,13 @@ def test_training_bill_has_every_part():
                            batch_size=4, seq_len=256)
     assert r.device == "cpu" and r.fits_gpu is None and r.fits_ram is True
     names = [c.name for c in r.components]
-    assert names == ["weights", "lora_weights", "gradients", "optimizer_states", "activations", "logits",
-                     "runtime_overhead"]
+    assert names == ["weights", "lora_weights", "gradients", "optimizer_states", "activations", "step_workspace",
+                     "logits", "runtime_overhead"]
     assert r.component("weights") == 1_000_000 * 4  # a GGUF is dequantized to fp32 for training
     gpu = estimate_for_shape(shape(weight_format="gguf Q4_1", weight_bytes=600_000), train="lora", machine=BIG,
                              batch_size=4, seq_len=256, device="cuda")
     assert gpu.component("activations") < r.component("activations")  # 16-bit activations on CUDA
+    assert gpu.component("step_workspace") == 0  # a CPU measurement; CUDA is calibrated by bench/gpu_check.py
     assert "batch 4 × 256" in r.verdict
 
 

@@ -38,10 +38,13 @@ CUDA_CONTEXT = 500 * MiB
 #: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model:
 #: this fraction of a second fp32 copy is alive at the load-time peak
 GGUF_LOAD_TRANSIENT = 1.0
-#: a CPU training step's resident peak over the activations autograd keeps: the backward pass's
-#: gradient buffers and what glibc's allocator holds on to (measured with bench/fit.py: 7.31 GiB
-#: for LoRA on SmolLM2-135M, batch 4 × 497, no checkpointing, against 3.68 GiB of activations)
-CPU_ACTIVATION_SLACK = 1.55
+#: a CPU training step's resident peak, fitted to two runs of bench/fit.py (LoRA of SmolLM2-135M,
+#: batch 4 × 497, 2 threads): 7.31 GiB without gradient checkpointing, 4.98 GiB with it. The
+#: peak comes part-way through the backward pass (about a third of the kept activations are
+#: freed by then: slack 0.68), and the step holds a working set of about 0.9 × every layer's
+#: activations even with checkpointing (freed intermediates glibc keeps; cause not pinned down)
+CPU_ACTIVATION_SLACK = 0.68
+CPU_STEP_WORKSPACE = 0.9
 
 #: llmlab's fine-tuning scores the vocabulary this many positions at a time (finetune/lean_loss.py)
 LOSS_CHUNK_TOKENS = 512
@@ -449,7 +452,12 @@ def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_
     slack = CPU_ACTIVATION_SLACK if device == "cpu" else 1.0
     comps.append(Component("activations", int(act * slack),
                            f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"
-                           + (f", × {slack} for backward buffers and allocator slack (measured)" if slack != 1.0 else "")))
+                           + (f", × {slack}: the peak is part-way through the backward pass" if slack != 1.0 else "")))
+    if device == "cpu":
+        layer = layer_activation_bytes(shape, batch_size * seq_len, act_bytes=act_el, mode=mode, lora_dropout=lora_dropout)
+        comps.append(Component("step_workspace", int(CPU_STEP_WORKSPACE * shape.n_layers * layer),
+                               f"{CPU_STEP_WORKSPACE} × every layer's activations, resident even with checkpointing "
+                               "(measured on the CPU)"))
     comps.append(Component("logits", loss_bytes(shape, batch_size, seq_len),
                            f"loss in chunks of ≤{LOSS_CHUNK_TOKENS} positions × {shape.vocab:,} vocabulary (fp32)"))
     comps.append(_runtime_overhead(device, training=True))
