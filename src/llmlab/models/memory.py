@@ -35,9 +35,10 @@ LLAMACPP_START_COMPUTE = 2 * MiB
 TORCH_CPU_OVERHEAD = 400 * MiB
 TORCH_TRAIN_OVERHEAD = 700 * MiB
 CUDA_CONTEXT = 500 * MiB
-#: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model:
-#: this fraction of a second fp32 copy is alive at the load-time peak
-GGUF_LOAD_TRANSIENT = 1.0
+#: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model: this
+#: fraction of a second fp32 copy is alive at the load-time peak (bench/fit.py, bundled model:
+#: 1.20 GiB measured for inference through transformers)
+GGUF_LOAD_TRANSIENT = 0.5
 #: a CPU training step's resident peak, fitted to two runs of bench/fit.py (LoRA of SmolLM2-135M,
 #: batch 4 × 497, 2 threads): 7.31 GiB without gradient checkpointing, 4.98 GiB with it. The
 #: peak comes part-way through the backward pass (about a third of the kept activations are
