@@ -89,7 +89,7 @@ test: setup peers
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not network" $(PYTEST_ARGS)
 
-## llama-server and llama-bench, the benches' C++ peers, built once into ~/.cache/llmlab/peers (needs cmake, a C++ compiler)
+## the benchmarks (llama.cpp's C++ peers are built first, once)
 bench: peers
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve.py

@@ -108,7 +108,7 @@ def imported_distributions() -> dict[str, str]:
             "            pass\n"
             "print(json.dumps(out))\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
     if r.returncode != 0:
         raise SystemExit(f"importing the GPU path failed here:\n{r.stderr[-2000:]}")
     dists = json.loads(r.stdout.strip().splitlines()[-1])

@@ -35,9 +35,17 @@ LLAMACPP_START_COMPUTE = 2 * MiB
 TORCH_CPU_OVERHEAD = 400 * MiB
 TORCH_TRAIN_OVERHEAD = 700 * MiB
 CUDA_CONTEXT = 500 * MiB
-#: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model:
-#: this fraction of a second fp32 copy is alive at the load-time peak
-GGUF_LOAD_TRANSIENT = 1.0
+#: transformers dequantizes a GGUF into numpy fp32 arrays and copies them into the model: this
+#: fraction of a second fp32 copy is alive at the load-time peak (bench/fit.py, bundled model:
+#: 1.20 GiB measured for inference through transformers)
+GGUF_LOAD_TRANSIENT = 0.5
+#: a CPU training step's resident peak, fitted to two runs of bench/fit.py (LoRA of SmolLM2-135M,
+#: batch 4 × 497, 2 threads): 7.31 GiB without gradient checkpointing, 4.98 GiB with it. The
+#: peak comes part-way through the backward pass (about a third of the kept activations are
+#: freed by then: slack 0.68), and the step holds a working set of about 0.9 × every layer's
+#: activations even with checkpointing (freed intermediates glibc keeps; cause not pinned down)
+CPU_ACTIVATION_SLACK = 0.68
+CPU_STEP_WORKSPACE = 0.9
 
 #: llmlab's fine-tuning scores the vocabulary this many positions at a time (finetune/lean_loss.py)
 LOSS_CHUNK_TOKENS = 512
@@ -195,26 +203,28 @@ def layer_activation_bytes(shape: ModelShape, tokens: int, *, act_bytes: int = 2
                            lora_dropout: float = 0.05) -> int:
     """What autograd keeps of one transformer block for the backward pass, for ``tokens`` tokens.
 
-    Counted from what each operation saves (per token, ``e = act_bytes``):
+    Counted from what each operation saves (per token, ``e = act_bytes``), and checked with
+    autograd's saved-tensor hooks on SmolLM2-135M's shape (62 KB per token and layer in fp32,
+    LoRA rank 16 with dropout; the formula gives 62.2 KB):
 
-    * two RMS/LayerNorms: their input, ``2·h·e``, and their output when a trainable matrix reads
-      it directly (full fine-tuning, LoRA without dropout), ``2·h·e`` more;
-    * attention through SDPA/flash attention: Q, K, V and the output, ``(2·q + 2·kv)·e``
-      (``q = heads·head_dim``, ``kv = kv_heads·head_dim``; no ``s × s`` score matrix is kept);
+    * attention through SDPA: Q, K, V and the output, ``(2·q + 2·kv)·e`` (``q = heads·head_dim``,
+      ``kv = kv_heads·head_dim``; no ``s × s`` score matrix is kept);
     * the MLP: gate and up outputs and the activation's output, ``3·n_ff·e`` (2 without a gate);
     * LoRA with dropout (PEFT's default 0.05): every adapted matrix keeps a dropped copy of its
-      input and the dropout mask, ``(Σ d_in)·(e + 1)`` — q, k, v, gate, up read ``h``, o reads
-      ``q``, down reads ``n_ff``; without dropout the adapters read the tensors above;
-    * full fine-tuning: o and down also keep their inputs, ``(q + n_ff)·e``.
+      input and the dropout's noise, both fp32 on the CPU, ``2·e·Σ d_in`` (q, k, v, gate, up
+      read ``h``, o reads ``q``, down reads ``n_ff``), less one ``h·e`` the norms share;
+    * without dropout (or in full fine-tuning) the trainable matrices read the two norms'
+      outputs themselves, ``2·h·e``; full fine-tuning also keeps o's and down's inputs,
+      ``(q + n_ff)·e``.
 
     A frozen linear layer keeps nothing (its input gradient needs only the weight).
     """
     h, ff = shape.hidden, shape.n_ff
     q, kv = shape.n_heads * shape.head_dim, shape.n_kv_heads * shape.head_dim
-    per_token = 2 * h * act_bytes + (2 * q + 2 * kv) * act_bytes + (3 if shape.gated_mlp else 2) * ff * act_bytes
+    per_token = (2 * q + 2 * kv) * act_bytes + (3 if shape.gated_mlp else 2) * ff * act_bytes
     if mode in ("lora", "qlora") and lora_dropout > 0:
         d_in = (5 if shape.gated_mlp else 4) * h + q + ff
-        per_token += d_in * (act_bytes + 1)
+        per_token += 2 * d_in * act_bytes - h * act_bytes
     else:  # the adapters (or trainable weights) read the norms' outputs themselves
         per_token += 2 * h * act_bytes
         if mode == "full":
@@ -438,10 +448,17 @@ def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_
         comps.append(Component("optimizer_states", trainable * 8, "AdamW m and v in fp32"))
         assumptions.append(f"LoRA rank {lora_rank} on every attention and MLP matrix, dropout {lora_dropout}")
     act_el = 4 if device == "cpu" else 2
-    comps.append(Component("activations", activation_bytes(shape, batch_size, seq_len, act_bytes=act_el,
-                                                           gradient_checkpointing=gradient_checkpointing, mode=mode,
-                                                           lora_dropout=lora_dropout),
-                           f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"))
+    act = activation_bytes(shape, batch_size, seq_len, act_bytes=act_el, gradient_checkpointing=gradient_checkpointing,
+                           mode=mode, lora_dropout=lora_dropout)
+    slack = CPU_ACTIVATION_SLACK if device == "cpu" else 1.0
+    comps.append(Component("activations", int(act * slack),
+                           f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"
+                           + (f", × {slack}: the peak is part-way through the backward pass" if slack != 1.0 else "")))
+    if device == "cpu":
+        layer = layer_activation_bytes(shape, batch_size * seq_len, act_bytes=act_el, mode=mode, lora_dropout=lora_dropout)
+        comps.append(Component("step_workspace", int(CPU_STEP_WORKSPACE * shape.n_layers * layer),
+                               f"{CPU_STEP_WORKSPACE} × every layer's activations, resident even with checkpointing "
+                               "(measured on the CPU)"))
     comps.append(Component("logits", loss_bytes(shape, batch_size, seq_len),
                            f"loss in chunks of ≤{LOSS_CHUNK_TOKENS} positions × {shape.vocab:,} vocabulary (fp32)"))
     comps.append(_runtime_overhead(device, training=True))
