@@ -5,6 +5,7 @@ from llmlab.errors import ConfigError
 
 
 def test_env_file_and_overrides(llmlab_home, monkeypatch):
+    monkeypatch.delenv("LLMLAB_THREADS", raising=False)  # the environment outranks the file; this test reads the file
     (llmlab_home / "config.toml").write_text('default_model = "from-file"\nthreads = 3\n')
     s = load_settings()
     assert s.default_model == "from-file" and s.threads == 3 and s.home == llmlab_home

@@ -14,7 +14,7 @@ from .conftest import make_app
 
 ADMIN = "sk-admin-0123456789"
 USER = "sk-user-0123456789"
-OPEN = {"/health", "/login", "/logout"}
+OPEN = {"/health", "/health/live", "/health/ready", "/login", "/logout"}
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "안녕"}]}
 
 

@@ -2,7 +2,7 @@
 
 It wraps the whole app, so it covers every route — the API, ``/docs`` and ``/openapi.json``,
 the web UI and all of Gradio's routes, and any route added later — instead of a dependency
-per router. Only ``/health`` and the login page (``/login``, ``/logout``) answer without a key.
+per router. Only the health probes (``/health``, ``/health/live``, ``/health/ready``) and the login page (``/login``, ``/logout``) answer without a key.
 
 A request proves itself with ``Authorization: Bearer KEY`` (or ``X-API-Key``), or with the
 session cookie the login page issues (HttpOnly, SameSite=Strict, signed, expiring). Without
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: the request-scope key the gate puts the caller's principal under
 SCOPE_KEY = "llmlab.principal"
 #: what answers without a key
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})  # probes for orchestrators
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -205,9 +205,9 @@ def default_pool(settings: Any, server: Any) -> ModelPool:
         accepts = BACKENDS.get(spec.backend).options  # declared load options of this backend kind
         if "max_waiting" in accepts:
             options["max_waiting"] = server.queue_size
-        for name, value in (("parallel", server.parallel), ("queue_timeout_s", server.queue_timeout_s)):
-            if name in accepts:
-                options[name] = value
+        for option, value in (("parallel", server.parallel), ("queue_timeout_s", server.queue_timeout_s)):
+            if option in accepts:
+                options[option] = value
         if server.threads and "threads" in accepts:
             options["threads"] = server.threads
         ledger: Any = True
