@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, UploadFile
+from pydantic import BaseModel
 
 from ..errors import error_event
 from ..state import LabState
@@ -15,6 +16,12 @@ from ..streaming import SSEResponse, sse_event
 from ..uploads import UploadStore
 
 JOB_ACCEPTED = {202: {"description": "the job was queued; poll GET /lab/jobs/{id}"}}
+
+
+def typed(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's documented success body: the route returns the capability's dict, FastAPI checks it
+    against ``model``; keys the dict leaves out stay out (``events`` of a job, say) instead of ``null``."""
+    return {"response_model": model, "response_model_exclude_unset": True}
 
 
 def lab_state(request: Request) -> LabState:

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Depends, Request
 
 from ..auth import admin_only
 from ..lab_schemas import FinetuneCheckRequest, FinetuneRequest
-from .common import JOB_ACCEPTED, lab_state, uploads
+from .common import JOB_ACCEPTED, lab_state, typed, uploads
+from .responses import DataCheck, JobInfo
 
 router = APIRouter()
 
 
-@router.post("/finetune/check")
+@router.post("/finetune/check", **typed(DataCheck))
 async def finetune_check(body: FinetuneCheckRequest, request: Request) -> dict[str, Any]:
     """The data check (``llmlab data check``) on an uploaded dataset."""
     from ...finetune.lint import lint
@@ -24,7 +25,8 @@ async def finetune_check(body: FinetuneCheckRequest, request: Request) -> dict[s
     return report.to_dict()
 
 
-@router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)])
+@router.post("/finetune/jobs", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)],
+             **typed(JobInfo))
 async def finetune_start(body: FinetuneRequest, request: Request) -> dict[str, Any]:
     """Start a fine-tuning job. Its loss points (step, loss, lr, epoch) are the job's events:
     poll ``GET /lab/jobs/{id}?events=true&since=N`` or stream ``/lab/jobs/{id}/events``;

@@ -7,17 +7,18 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from ..auth import admin_only
 from ..streaming import SSE_DOC, SSEResponse, sse_event
-from .common import lab_state
+from .common import lab_state, typed
+from .responses import JobInfo, JobList
 
 router = APIRouter()
 
 
-@router.get("/jobs")
+@router.get("/jobs", **typed(JobList))
 async def jobs(request: Request, kind: str | None = Query(None, max_length=40)) -> dict[str, Any]:
     return {"jobs": [j.to_dict() for j in lab_state(request).jobs.list(kind)]}
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", **typed(JobInfo))
 async def job(job_id: str, request: Request, events: bool = False,
               since: int = Query(0, ge=0, description="with events=true: only the events after this seq"),
               ) -> dict[str, Any]:
@@ -25,7 +26,7 @@ async def job(job_id: str, request: Request, events: bool = False,
     return lab_state(request).jobs.get(job_id).to_dict(events=events, since=since)
 
 
-@router.get("/jobs/{job_id}/events", responses={200: SSE_DOC})
+@router.get("/jobs/{job_id}/events", status_code=200, response_class=SSEResponse, responses={200: SSE_DOC})
 async def job_events(job_id: str, request: Request,
                      since: int = Query(0, ge=0, description="skip the events up to this seq")) -> SSEResponse:
     """The job as server-sent events: one per change, each with the events (loss points) new since the last."""
@@ -44,7 +45,7 @@ async def job_events(job_id: str, request: Request,
     return SSEResponse(stream())
 
 
-@router.post("/jobs/{job_id}/stop", dependencies=[Depends(admin_only)])
+@router.post("/jobs/{job_id}/stop", dependencies=[Depends(admin_only)], **typed(JobInfo))
 async def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     """Ask a job to stop. Most stop at their next progress report (``cancelled``); fine-tuning
     finishes its running step, saves a checkpoint and the model, and ends ``stopped``."""

@@ -13,7 +13,8 @@ from ..auth import caller, owner_filter
 from ..keys import Principal
 from ..lab_schemas import PurgeRequest
 from ..state import LabState
-from .common import lab_state
+from .common import lab_state, typed
+from .responses import Purged, RunList, UsageReport
 
 router = APIRouter()
 
@@ -39,7 +40,7 @@ def _ledger(lab: LabState) -> Any:
     return ledger
 
 
-@router.get("/logs")
+@router.get("/logs", **typed(RunList))
 async def logs(request: Request, limit: int = Query(20, ge=1, le=1000), kind: str | None = Query(None, max_length=40),
                model: str | None = Query(None, max_length=512), session: str | None = Query(None, max_length=200),
                experiment: str | None = Query(None, max_length=200),
@@ -51,7 +52,7 @@ async def logs(request: Request, limit: int = Query(20, ge=1, le=1000), kind: st
     return {"runs": [r.to_dict() for r in runs]}
 
 
-@router.get("/usage")
+@router.get("/usage", **typed(UsageReport))
 async def usage(request: Request, since: str | None = Query(None, max_length=40),
                 who: Principal = Depends(caller)) -> dict[str, Any]:
     """Tokens, calls and cost per model and per day (a user key: its own)."""
@@ -63,7 +64,7 @@ async def usage(request: Request, since: str | None = Query(None, max_length=40)
     return {"usage": rows, "totals": totals}
 
 
-@router.post("/logs/purge")
+@router.post("/logs/purge", **typed(Purged))
 async def purge(body: PurgeRequest, request: Request, who: Principal = Depends(caller)) -> dict[str, Any]:
     """Delete recorded runs (all, or those before a date) — the user's right to forget; a user key
     deletes its own records, an admin key everyone's."""

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from ...jobs import JobContext
 from ..auth import admin_only
 from ..lab_schemas import ModelRequest, PullRequest
-from .common import JOB_ACCEPTED, lab_state
+from .common import JOB_ACCEPTED, lab_state, typed
+from .responses import FitEstimate, JobInfo, Loaded, ModelListing
 
 router = APIRouter()
 
 
-@router.get("/models")
+@router.get("/models", **typed(ModelListing))
 async def lab_models(request: Request) -> dict[str, Any]:
     """Every model this machine can use (bundled, local, cached, API), and which are loaded."""
     from ...models.listing import list_models
@@ -23,7 +24,7 @@ async def lab_models(request: Request) -> dict[str, Any]:
     return {"models": [e.to_dict() for e in entries], "loaded": lab.pool.loaded()}
 
 
-@router.get("/models/fit")
+@router.get("/models/fit", **typed(FitEstimate))
 async def lab_fit(request: Request, model: str = Query(min_length=1, max_length=512),
                   context: int | None = Query(None, ge=16, le=1_048_576),
                   load_in: Literal["4bit", "8bit"] | None = None, quant: str | None = Query(None, max_length=40),
@@ -39,7 +40,8 @@ async def lab_fit(request: Request, model: str = Query(min_length=1, max_length=
     return report.to_dict()
 
 
-@router.post("/models/pull", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)])
+@router.post("/models/pull", status_code=202, responses=JOB_ACCEPTED, dependencies=[Depends(admin_only)],
+             **typed(JobInfo))
 async def lab_pull(body: PullRequest, request: Request) -> dict[str, Any]:
     """Download a model into the local cache (a background job; needs network)."""
     lab = lab_state(request)
@@ -53,7 +55,7 @@ async def lab_pull(body: PullRequest, request: Request) -> dict[str, Any]:
     return lab.jobs.submit("pull", run, {"model": body.model, "quant": body.quant}).to_dict()
 
 
-@router.post("/models/load", dependencies=[Depends(admin_only)])
+@router.post("/models/load", dependencies=[Depends(admin_only)], **typed(Loaded))
 async def lab_load(body: ModelRequest, request: Request) -> dict[str, Any]:
     """Load a model now (instead of on its first request)."""
     lab = lab_state(request)

@@ -9,12 +9,13 @@ from ...errors import InvalidParameterError
 from ...jobs import JobContext
 from ..lab_schemas import GridRequest
 from ..state import LabState
-from .common import JOB_ACCEPTED, lab_state
+from .common import JOB_ACCEPTED, lab_state, typed
+from .responses import JobInfo, TemplateLibrary
 
 router = APIRouter()
 
 
-@router.get("/prompts/library")
+@router.get("/prompts/library", **typed(TemplateLibrary))
 async def prompt_library(request: Request) -> dict[str, Any]:
     from ...prompts import library
 
@@ -47,7 +48,7 @@ def _no_paths(data: dict[str, Any]) -> None:
         raise InvalidParameterError("inputs: give the inputs inline (a list), not {file: …}")
 
 
-@router.post("/prompts/grid", status_code=202, responses=JOB_ACCEPTED)
+@router.post("/prompts/grid", status_code=202, responses=JOB_ACCEPTED, **typed(JobInfo))
 async def prompt_grid(body: GridRequest, request: Request) -> dict[str, Any]:
     """Run a grid (templates × models × params × inputs) as a job; cells are recorded and resumable."""
     from ...prompts.grid import expand, grid_from_dict

@@ -14,7 +14,8 @@ from ..auth import admin_only, api_key
 from ..lab_schemas import AskRequest, IngestRequest, SearchRequest
 from ..state import LabState
 from ..streaming import SSE_DOC
-from .common import JOB_ACCEPTED, lab_state, store_files, stream_call, uploads, with_guard
+from .common import JOB_ACCEPTED, lab_state, store_files, stream_call, typed, uploads, with_guard
+from .responses import CollectionDetail, CollectionList, Deleted, JobInfo, JobWithUploads, RagAnswer, SearchResult
 
 router = APIRouter()
 
@@ -39,7 +40,7 @@ def _start_ingest(lab: LabState, paths: list[str], body: IngestRequest | dict[st
                             embedder=lab.embedder(spec).inner if spec else None, **config)
 
 
-@router.post("/rag/ingest", status_code=202, responses=JOB_ACCEPTED)
+@router.post("/rag/ingest", status_code=202, responses=JOB_ACCEPTED, **typed(JobInfo))
 async def rag_ingest(body: IngestRequest, request: Request) -> dict[str, Any]:
     """Ingest uploaded files into a collection (a background job)."""
     lab = lab_state(request)
@@ -48,7 +49,7 @@ async def rag_ingest(body: IngestRequest, request: Request) -> dict[str, Any]:
     return _start_ingest(lab, paths, body).to_dict()
 
 
-@router.post("/rag/upload", status_code=202, responses=JOB_ACCEPTED)
+@router.post("/rag/upload", status_code=202, responses=JOB_ACCEPTED, **typed(JobWithUploads))
 async def rag_upload(request: Request, files: list[UploadFile] = File(...),
                      collection: str = Form("default", min_length=1, max_length=64),
                      embedder: str | None = Form(None, max_length=200),
@@ -65,7 +66,7 @@ async def rag_upload(request: Request, files: list[UploadFile] = File(...),
     return {**job.to_dict(), "uploads": [s.to_dict() for s in stored]}
 
 
-@router.get("/rag/collections")
+@router.get("/rag/collections", **typed(CollectionList))
 async def rag_collections(request: Request) -> dict[str, Any]:
     from ...rag.collection import list_collections
 
@@ -76,7 +77,7 @@ async def rag_collections(request: Request) -> dict[str, Any]:
     return {"collections": items}
 
 
-@router.get("/rag/collections/{name}")
+@router.get("/rag/collections/{name}", **typed(CollectionDetail))
 async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=0, le=500),
                          doc_id: str | None = Query(None, max_length=2000)) -> dict[str, Any]:
     """A collection's settings, documents and (with ``chunks=N``) its first N chunks."""
@@ -106,7 +107,7 @@ async def rag_collection(name: str, request: Request, chunks: int = Query(0, ge=
     return await lab.run(read)
 
 
-@router.delete("/rag/collections/{name}", dependencies=[Depends(admin_only)])
+@router.delete("/rag/collections/{name}", dependencies=[Depends(admin_only)], **typed(Deleted))
 async def rag_drop(name: str, request: Request) -> dict[str, Any]:
     from ...rag.collection import drop_collection
 
@@ -124,7 +125,7 @@ def _open_collection(lab: LabState, name: str):
     return coll
 
 
-@router.post("/rag/search")
+@router.post("/rag/search", **typed(SearchResult))
 async def rag_search(body: SearchRequest, request: Request) -> dict[str, Any]:
     """Hybrid retrieval over a collection: the best chunks with their scores."""
     lab = lab_state(request)
@@ -139,7 +140,7 @@ async def rag_search(body: SearchRequest, request: Request) -> dict[str, Any]:
     return {"collection": body.collection, "query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
-@router.post("/rag/ask", responses={200: SSE_DOC})
+@router.post("/rag/ask", responses={200: SSE_DOC}, **typed(RagAnswer))
 async def rag_ask(body: AskRequest, request: Request, key: str = Depends(api_key)) -> Any:
     """Answer from a collection with numbered citations; ``stream=true`` streams the answer, then the citations."""
     lab = lab_state(request)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Depends, Request
 
 from ..auth import api_key
 from ..lab_schemas import QARequest, SummarizeRequest, TranslateRequest
-from .common import lab_state, with_guard
+from .common import lab_state, typed, with_guard
+from .responses import TaskOutput
 
 router = APIRouter()
 
@@ -18,7 +19,7 @@ async def _task(request: Request, key: str, model: str, fn: Any) -> dict[str, An
     return with_guard(result.to_dict(), guarded)
 
 
-@router.post("/tasks/summarize")
+@router.post("/tasks/summarize", **typed(TaskOutput))
 async def task_summarize(body: SummarizeRequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
     """Summarise any length of text (map-reduce when it does not fit the context)."""
     from ...tasks import summarize
@@ -28,7 +29,7 @@ async def task_summarize(body: SummarizeRequest, request: Request, key: str = De
                                                                       language=body.language, **p))
 
 
-@router.post("/tasks/translate")
+@router.post("/tasks/translate", **typed(TaskOutput))
 async def task_translate(body: TranslateRequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
     from ...tasks import translate
 
@@ -36,7 +37,7 @@ async def task_translate(body: TranslateRequest, request: Request, key: str = De
     return await _task(request, key, body.model, lambda m: translate(m, body.text, to=body.to, source=body.source, **p))
 
 
-@router.post("/tasks/qa")
+@router.post("/tasks/qa", **typed(TaskOutput))
 async def task_qa(body: QARequest, request: Request, key: str = Depends(api_key)) -> dict[str, Any]:
     """Answer a question from the given context only (or say it is not there)."""
     from ...tasks import answer_question
