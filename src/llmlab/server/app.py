@@ -155,13 +155,14 @@ def create_app(settings: ServerSettings | None = None, *, core: Settings | None 
     app.state.lab = lab
     install_error_handlers(app)
 
-    from . import docs, lab_routes, metrics, openai_routes
+    from . import docs, metrics, openai_routes
+    from .lab import router as lab_router
 
     docs.install_docs(app)  # Swagger UI from the installed package: /docs works offline
     app.include_router(openai_routes.router)
     app.include_router(metrics.router)
     app.include_router(openai_routes.v1)
-    app.include_router(lab_routes.router)
+    app.include_router(lab_router)
     _document_errors(app, settings.auth_required)
 
     # outermost last: body limit → CORS (answers preflights) → the key gate → the text check → routes

@@ -151,7 +151,8 @@ router = APIRouter(tags=["server"])
 
 
 @router.get("/metrics", dependencies=[Depends(api_key)], response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (text format): requests, tokens, queue depth, slots, TTFT and inter-token times."""
     body, content_type = request.app.state.lab.metrics.exposition()
