@@ -1,7 +1,8 @@
 """Fine-tuning benchmark: llmlab's LoRA path vs a plain TRL ``SFTTrainer`` + PEFT script.
 
 Same model (the bundled SmolLM2-135M GGUF, loaded dequantized into transformers), same data
-(KoAlpaca, ../shared/data/ko_sft/train.jsonl), same batch, sequence length, LoRA config
+(KoAlpaca, ../shared/data/ko_sft/train.jsonl when it lies beside the checkout, else the
+bundled course_sft/train.jsonl), same batch, sequence length, LoRA config
 (r, alpha, dropout, every linear layer) and learning rate, with and without packing, all in
 this one run. Each configuration trains in its own subprocess (so peak RSS is its own) and
 reports seconds per optimizer step and tokens/s over *non-padding* tokens, after warm-up
@@ -28,7 +29,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ko_sft" / "train.jsonl"
+SHARED_DATA = ROOT.parent / "shared" / "data" / "ko_sft" / "train.jsonl"
+BUNDLED_DATA = ROOT / "src" / "llmlab" / "datasets" / "bundled" / "course_sft" / "train.jsonl"
+DEFAULT_DATA = SHARED_DATA if SHARED_DATA.exists() else BUNDLED_DATA
 CONFIGS = ["trl", "llmlab", "trl-packing", "llmlab-packing"]
 
 

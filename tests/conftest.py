@@ -12,8 +12,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def _has_cuda() -> bool:
     try:
@@ -58,11 +56,35 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+def _bundled(name: str) -> Path:
+    """A bundled course dataset's folder, found the way `llmlab datasets path NAME` finds it."""
+    from llmlab.datasets import path
+
+    return path(name)
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"test data folder {SHARED_DATA} is missing (it lies beside the checkout as ../shared/data)")
-    return SHARED_DATA
+def course_rag() -> Path:
+    """Bundled RAG set: docs/ (md, txt, html, docx, pdf, one CP949 txt), eval/{corpus,questions}.jsonl."""
+    return _bundled("course_rag")
+
+
+@pytest.fixture(scope="session")
+def course_sft() -> Path:
+    """Bundled instruction set: train.jsonl, eval.jsonl ({instruction, input, output})."""
+    return _bundled("course_sft")
+
+
+@pytest.fixture(scope="session")
+def course_mt() -> Path:
+    """Bundled ko–en translation set: dev.jsonl ({id, ko, en, domain})."""
+    return _bundled("course_mt")
+
+
+@pytest.fixture(scope="session")
+def course_summ() -> Path:
+    """Bundled summarization set: dev.jsonl ({id, title, document, summary})."""
+    return _bundled("course_summ")
 
 
 @pytest.fixture(scope="session")

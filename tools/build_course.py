@@ -2,14 +2,19 @@
 
 Usage (from the repository root, with the project's virtualenv):
 
-    .venv/bin/python tools/build_course.py                 # execute every notebook, write pages
+    .venv/bin/python tools/build_course.py                 # execute every notebook into build/course/
     .venv/bin/python tools/build_course.py 01_basics 02    # only these (stem or stem prefix)
+    .venv/bin/python tools/build_course.py --out DIR       # … into DIR/notebooks/ and DIR/docs/ko/
+    .venv/bin/python tools/build_course.py --in-place 02   # maintainers: update the committed notebook and page
     .venv/bin/python tools/build_course.py --check         # render from the stored outputs, compare, exit 1 on drift
     .venv/bin/python tools/build_course.py --render-only   # re-render pages from stored outputs (no execution)
 
+Running a chapter does not touch the repository: the executed notebook and its page go to an output
+folder (build/course/ by default, ignored by git) unless a maintainer asks for --in-place.
+
 Each notebook runs in a fresh kernel of this interpreter, with cwd notebooks/, a fresh temporary
 LLMLAB_HOME, one thread (OMP_NUM_THREADS=1, LLMLAB_THREADS=1) and offline hubs. The executed notebook
-(outputs stored) is written back, and docs/ko/<stem>.md is rendered from it: a generated-file header,
+(outputs stored) is written out, and <stem>.md is rendered from it: a generated-file header,
 markdown cells verbatim, code cells as ```python blocks (a cell of only ``!shell`` lines as ```bash),
 text outputs as ```text blocks (long outputs trimmed with a visible "…"). Pages are *generated*: edit the
 notebook, then rebuild.
@@ -32,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PAGES = ROOT / "docs" / "ko"
+DEFAULT_OUT = ROOT / "build" / "course"
 
 MAX_OUTPUT_LINES = 40  # longer text outputs keep their head and tail around a "…" line
 TAIL_LINES = 6
@@ -176,7 +182,7 @@ def render_page(nb: Any, notebook_name: str, outputs: bool = True) -> str:
     stem = Path(notebook_name).stem
     header = (
         f"<!-- 생성된 파일입니다: notebooks/{stem}.ipynb 를 고치고 "
-        f"`python tools/build_course.py {stem}` 로 다시 만드세요. 직접 고치지 마세요.\n"
+        f"`python tools/build_course.py --in-place {stem}` 로 다시 만드세요. 직접 고치지 마세요.\n"
         f"     Generated from notebooks/{stem}.ipynb by tools/build_course.py; do not edit by hand. -->"
     )
     parts = [header]
@@ -220,11 +226,37 @@ def _write_notebook(nb: Any, path: Path) -> None:
     path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
 
 
+def targets(notebook: Path, out: Path | None) -> tuple[Path, Path]:
+    """Where the executed notebook and its page go: ``out``/notebooks and ``out``/docs/ko, or the
+    committed files themselves when ``out`` is None (``--in-place``)."""
+    if out is None:
+        return notebook, page_path(notebook)
+    return out / "notebooks" / notebook.name, out / "docs" / "ko" / f"{notebook.stem}.md"
+
+
+def build(notebook: Path, out: Path | None, home: Path | None = None, timeout: int = CELL_TIMEOUT_S) -> tuple[Path, Path]:
+    """Execute ``notebook`` and write it and its page (see :func:`targets`); return both paths.
+
+    Raises nbclient's ``CellExecutionError`` when a cell fails (nothing is written then).
+    """
+    nb = execute_notebook(notebook, home=home, timeout=timeout)
+    nb_out, page_out = targets(notebook, out)
+    nb_out.parent.mkdir(parents=True, exist_ok=True)
+    page_out.parent.mkdir(parents=True, exist_ok=True)
+    _write_notebook(nb, nb_out)
+    page_out.write_text(render_page(nb, notebook.name), encoding="utf-8")
+    return nb_out, page_out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="notebook stems or prefixes (default: all)")
     parser.add_argument("--check", action="store_true", help="render from stored outputs and compare; write nothing")
     parser.add_argument("--render-only", action="store_true", help="render pages from stored outputs; execute nothing")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="output folder for executed notebooks and pages (default %(default)s)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="maintainers: write the committed notebooks/ and docs/ko/ files instead of --out")
     parser.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help="seconds per cell (default %(default)s)")
     args = parser.parse_args(argv)
 
@@ -232,21 +264,23 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"no notebooks in {NOTEBOOKS}", file=sys.stderr)
         return 1
-    PAGES.mkdir(parents=True, exist_ok=True)
+    out = None if args.in_place else args.out.resolve()
     drift: list[str] = []
     for path in paths:
-        page = page_path(path)
         if args.check:
+            page = page_path(path)
             if not page.exists() or page.read_text(encoding="utf-8") != render_from_file(path):
                 drift.append(str(page.relative_to(ROOT)))
             continue
+        _, page = targets(path, out)
         if args.render_only:
+            page.parent.mkdir(parents=True, exist_ok=True)
             page.write_text(render_from_file(path), encoding="utf-8")
-            print(f"rendered {page.relative_to(ROOT)}", file=sys.stderr)
+            print(f"rendered {_shown(page)}", file=sys.stderr)
             continue
         start, cpu_start = time.perf_counter(), _children_cpu_s()
         try:
-            nb = execute_notebook(path, timeout=args.timeout)
+            nb_out, page = build(path, out, timeout=args.timeout)
         except Exception as exc:  # nbclient's CellExecutionError: show the failing cell, not ANSI noise
             if type(exc).__name__ != "CellExecutionError":
                 raise
@@ -254,17 +288,24 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         seconds, cpu = time.perf_counter() - start, _children_cpu_s() - cpu_start
-        _write_notebook(nb, path)
-        page.write_text(render_page(nb, path.name), encoding="utf-8")
         # CPU seconds of the kernel (and its shell commands) ≈ wall time on a quiet machine with one thread
         print(f"{path.relative_to(ROOT)}: executed in {seconds:.1f} s ({cpu:.1f} s kernel CPU) -> "
-              f"{page.relative_to(ROOT)}", file=sys.stderr)
+              f"{_shown(nb_out)}, {_shown(page)}", file=sys.stderr)
     if drift:
-        print("out of date (run `python tools/build_course.py NAME`): " + ", ".join(drift), file=sys.stderr)
+        print("out of date (run `python tools/build_course.py --in-place NAME`): " + ", ".join(drift), file=sys.stderr)
         return 1
     if args.check:
         print(f"{len(paths)} page(s) match their notebooks", file=sys.stderr)
+    elif out is not None:
+        print(f"written under {_shown(out)} (the committed course is unchanged; --in-place updates it)", file=sys.stderr)
     return 0
+
+
+def _shown(p: Path) -> str:
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class ModelNotFoundError(LLMLabError):
     code = "model_not_found"
 
 
+class DatasetNotFoundError(LLMLabError):
+    code = "dataset_not_found"
+
+
 class BackendError(LLMLabError):
     """A model runtime failed (load, decode, remote API)."""
 

@@ -12,9 +12,9 @@ def invoke(*args):
 
 
 @pytest.fixture
-def echo_reference(monkeypatch, shared_data):
-    """A fake model that answers each ko_en_mt item with its reference (so chrF = BLEU = 100)."""
-    rows = [json.loads(line) for line in (shared_data / "ko_en_mt" / "dev.jsonl").read_text().splitlines()[:3]]
+def echo_reference(monkeypatch, course_mt):
+    """A fake model that answers each course_mt item with its reference (so chrF = BLEU = 100)."""
+    rows = [json.loads(line) for line in (course_mt / "dev.jsonl").read_text(encoding="utf-8").splitlines()[:3]]
 
     def open_model(model, backend, load):
         from llmlab.models.model import load_model
@@ -24,8 +24,8 @@ def echo_reference(monkeypatch, shared_data):
     monkeypatch.setattr("llmlab.cli.common.open_model", open_model)
 
 
-def test_eval_translate_json_and_compare(echo_reference, shared_data):
-    data = str(shared_data / "ko_en_mt" / "dev.jsonl")
+def test_eval_translate_json_and_compare(echo_reference, course_mt):
+    data = str(course_mt / "dev.jsonl")
     r = invoke("eval", "translate", "--data", data, "--limit", "3", "--max-new-tokens", "400", "--json")
     assert r.exit_code == 0, r.stderr
     a = json.loads(r.stdout)
@@ -49,8 +49,8 @@ def test_eval_errors(echo_reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_translate_on_the_bundled_model(shared_data):
-    r = invoke("eval", "translate", "--data", str(shared_data / "ko_en_mt" / "dev.jsonl"), "--limit", "2",
+def test_eval_translate_on_the_bundled_model(course_mt):
+    r = invoke("eval", "translate", "--data", str(course_mt / "dev.jsonl"), "--limit", "2",
                "--threads", "1", "--max-new-tokens", "24", "--json")
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)

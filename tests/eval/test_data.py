@@ -43,8 +43,12 @@ def test_read_text_for_perplexity(tmp_path):
     assert read_text(write(tmp_path, '{"text": "a"}\n{"document": "b"}\n')) == "a\n\nb"
 
 
-def test_shared_datasets_match_the_formats(shared_data):
-    assert len(read_jsonl(shared_data / "ko_en_mt" / "dev.jsonl", FORMATS["translate"])) == 200
-    assert read_jsonl(shared_data / "ko_summ" / "dev.jsonl", FORMATS["summarize"], limit=3)
-    assert read_jsonl(shared_data / "ko_rag" / "questions.jsonl", FORMATS["qa"], limit=5)
-    assert read_jsonl(shared_data / "ko_rag" / "corpus.jsonl", FORMATS["contexts"], limit=5)
+def _records(path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def test_bundled_datasets_match_the_formats(course_mt, course_summ, course_rag):
+    """Every record of the bundled sets passes the format check the evaluators apply."""
+    for path, fmt in [(course_mt / "dev.jsonl", "translate"), (course_summ / "dev.jsonl", "summarize"),
+                      (course_rag / "eval" / "questions.jsonl", "qa"), (course_rag / "eval" / "corpus.jsonl", "contexts")]:
+        assert len(read_jsonl(path, FORMATS[fmt])) == _records(path) > 0, path

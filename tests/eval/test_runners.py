@@ -106,10 +106,10 @@ def test_compare_refuses_non_eval_runs(ledger):
 
 
 @pytest.mark.slow
-def test_translate_two_items_on_the_bundled_model(shared_data):
+def test_translate_two_items_on_the_bundled_model(course_mt):
     m = load_model("smollm2-135m", threads=1, ledger=False)
     try:
-        r = evaluate("translate", m, shared_data / "ko_en_mt" / "dev.jsonl", limit=2, max_new_tokens=24)
+        r = evaluate("translate", m, course_mt / "dev.jsonl", limit=2, max_new_tokens=24)
     finally:
         m.close()
     assert r.n == 2 and 0 <= r.metrics["chrf"] <= 100 and 0 <= r.metrics["bleu"] <= 100

@@ -98,13 +98,15 @@ def test_similar_pairs_on_korean_text():
 
 
 @pytest.mark.slow
-def test_lint_koalpaca_with_the_real_tokenizer(shared_data, real_tokenizer):
-    report = lint_mod.lint(str(shared_data / "ko_sft" / "train.jsonl"), max_seq_len=256,
-                           formatter=Formatter(real_tokenizer))
-    d = report.to_dict()
-    assert d["ok"] and d["n"] == 2000 and d["format"] == "alpaca"
-    assert d["stats"]["too_long"] > 0 and d["stats"]["tokens"]["max"] > 256
-    assert d["example"]["template"] == "model"
+def test_lint_the_course_set_with_the_real_tokenizer(course_sft, real_tokenizer):
+    data = course_sft / "train.jsonl"
+    n = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
+    full = lint_mod.lint(str(data), max_seq_len=1_000_000, formatter=Formatter(real_tokenizer)).to_dict()
+    assert full["ok"] and full["n"] == n and full["format"] == "alpaca" and full["stats"]["too_long"] == 0
+    longest = full["stats"]["tokens"]["max"]
+    cut = lint_mod.lint(str(data), max_seq_len=longest - 1, formatter=Formatter(real_tokenizer)).to_dict()
+    assert cut["ok"] and cut["stats"]["too_long"] >= 1  # the longest example no longer fits
+    assert full["example"]["template"] == "model"
 
 
 def test_a_conversation_the_template_refuses_is_an_error(write_jsonl, monkeypatch):

@@ -6,7 +6,9 @@ It serves the URL layout huggingface_hub 2.x requests:
   for LFS-sized files, ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``; ``Range``
   requests answer 206 with ``Content-Range``; errors carry ``X-Error-Code`` (RepoNotFound,
   EntryNotFound, GatedRepo) as the real Hub does;
-* ``GET /api/models/{repo}[/revision/{rev}]`` with ``siblings``.
+* ``GET /api/models/{repo}[/revision/{rev}]`` with ``siblings``;
+* the same for dataset repos under ``/datasets/{repo}/resolve/…`` and ``/api/datasets/{repo}``
+  (a repo added with ``repo_type="dataset"`` is served only there, as on the real Hub).
 
 Behaviours per file make the failure tests real: ``drop_after`` (send the full
 Content-Length, write N bytes, close the connection), ``stall_after`` (write N bytes, then
@@ -32,6 +34,7 @@ class FakeFile:
     drop_after: int | None = None  # close the connection after this many body bytes…
     drops: int = 0  # …for this many GET requests
     stall_after: int | None = None  # write this many bytes, then hang until the server stops
+    fail_after_drop: int = 0  # after a drop, answer this many GETs with 503 (the network stays down)
     corrupt: bool = False  # serve different bytes than the advertised hash
 
     @property
@@ -56,6 +59,7 @@ class FakeRepo:
     commit: str = "a" * 40
     gated: bool = False
     token: str | None = None  # the token that unlocks a gated repo
+    repo_type: str = "model"  # "model" | "dataset"
 
 
 @dataclass
@@ -110,15 +114,15 @@ class FakeHub:
         self.requests.append({"method": "HEAD" if head else "GET", "path": h.path, "range": h.headers.get("Range"),
                               "auth": auth})
         path = h.path.split("?")[0]
-        m = re.match(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?$", path)
+        m = re.match(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/revision/([^/]+))?$", path)
         if m:
-            return self._api(h, m.group(1))
-        m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
+            return self._api(h, m.group(2), m.group(1)[:-1])
+        m = re.match(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
         if not m:
             return self._error(h, 404, None, "Not found", head)
-        repo_id, _rev, filename = m.groups()
+        prefix, repo_id, _rev, filename = m.groups()
         repo = self.repos.get(repo_id)
-        if repo is None:
+        if repo is None or repo.repo_type != ("dataset" if prefix else "model"):
             return self._error(h, 404, "RepoNotFound", "Repository not found", head)
         if repo.gated and auth != f"Bearer {repo.token}":
             return self._error(h, 401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access "
@@ -128,9 +132,9 @@ class FakeHub:
             return self._error(h, 404, "EntryNotFound", "Entry not found", head, commit=repo.commit)
         self._file(h, repo, f, head)
 
-    def _api(self, h, repo_id: str) -> None:
+    def _api(self, h, repo_id: str, repo_type: str = "model") -> None:
         repo = self.repos.get(repo_id)
-        if repo is None:
+        if repo is None or repo.repo_type != repo_type:
             return self._error(h, 404, "RepoNotFound", "Repository not found", False)
         body = json.dumps({"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
                            "gated": "manual" if repo.gated else False,
@@ -156,6 +160,9 @@ class FakeHub:
             h.wfile.write(body)
 
     def _file(self, h, repo: FakeRepo, f: FakeFile, head: bool) -> None:
+        if not head and f.fail_after_drop and f.drop_after is not None and f.drops == 0:
+            f.fail_after_drop -= 1
+            return self._error(h, 503, None, "Service unavailable", head)
         data = f.body()
         size = len(data)
         start = 0

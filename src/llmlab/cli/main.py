@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "eval": "llmlab.cli.eval:eval_group",
     "rag": "llmlab.cli.rag:rag",
     "data": "llmlab.cli.data:data",
+    "datasets": "llmlab.cli.datasets:datasets",
     "finetune": "llmlab.cli.finetune:finetune",
     "serve": "llmlab.cli.serve:serve",
 }

@@ -37,7 +37,7 @@ def serve(host, port, models, api_keys, api_keys_file, cors_origins, threads, qu
     try:
         import uvicorn
     except ImportError:
-        fail('the server needs uvicorn and fastapi: pip install "llmlab[server]"')
+        fail('the server needs uvicorn and fastapi: pip install "llmlab[ui]"')
     from ..server.app import create_app
 
     app = create_app(settings)

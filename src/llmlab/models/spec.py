@@ -87,12 +87,9 @@ def bundled_path(name: str) -> Path:
 
 
 def hf_cache_dir() -> Path:
-    import os
+    from ..hub import hf_cache_dir as cache_dir
 
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    return Path(home) / "hub"
+    return cache_dir()
 
 
 def cached_repo_snapshot(repo_id: str) -> Path | None:

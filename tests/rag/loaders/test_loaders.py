@@ -95,13 +95,29 @@ def test_docx_paragraphs_headings_and_tables(tmp_path):
     assert doc.section_at(doc.text.index("설치 방법")) == "사용 설명서 > 설치"
 
 
-def test_pdf_pages_are_kept(shared_data):
-    [doc] = docs_of(shared_data / "ko_docs" / "pdf" / "labor_standards_act.pdf")
-    assert doc.meta["pages"] == 28
-    assert doc.title == "근로기준법"  # the running header, not the "법제처 1 국가법령정보센터" footer
-    at = doc.text.index("15일의 유급휴가")
-    assert doc.page_at(at) == 18
-    assert "제60조(연차 유급휴가)" in doc.section_at(at)
+def test_pdf_pages_are_kept(course_rag):
+    """Every bundled PDF: page count, title, and each page's text mapped back to its page and article."""
+    import re
+
+    import pypdf
+
+    pdfs = sorted((course_rag / "docs").glob("*.pdf"))
+    assert pdfs
+    for pdf in pdfs:
+        [doc] = docs_of(pdf)
+        pages = [pg.extract_text() or "" for pg in pypdf.PdfReader(pdf).pages]
+        assert doc.meta["pages"] == len(pages)
+        assert doc.title == next(line.strip() for line in pages[0].splitlines() if line.strip())
+        for number, text in enumerate(pages, 1):
+            lines = [line.strip() for line in text.splitlines() if len(line.strip()) > 20]
+            if not lines:
+                continue
+            line = max(lines, key=len)
+            assert doc.page_at(doc.text.index(line)) == number, (pdf.name, number)
+        articles = list(re.finditer(r"^(제\d+조\([^)]+\))\s*$", doc.text, re.M))
+        assert articles, pdf.name
+        last = articles[-1]
+        assert last.group(1) in doc.section_at(last.end() + 1), (pdf.name, last.group(1))
 
 
 def test_jsonl_records_are_documents_and_bad_lines_are_named(tmp_path):
