@@ -6,7 +6,9 @@ string ``after`` (when the same words occur earlier in the document for another 
 An optional fifth item lists other documents that state the same (current) answer in
 other words, e.g. a FAQ restating a rule: retrieving them is not wrong, only not the rule.
 Unanswerable questions sound plausible for the handbook, but no document answers them.
-``make_course_rag.py`` turns this list into ``questions.jsonl`` with exact offsets.
+``make_course_rag.py`` turns this list into ``questions.jsonl`` with exact offsets. Ids are
+list positions (``crq-NNN``) and splits alternate within each type in list order, so add new
+questions at the end of the list: existing ids and splits then stay as they are.
 """
 from __future__ import annotations
 
@@ -82,6 +84,9 @@ QUESTIONS = [
     ("factoid", D36, "1등급 보안사고가 판정되면 누구에게 바로 보고하나요?", ["최고기술책임자(CTO)와 대표이사"]),
     ("factoid", D02, "인사평가는 무엇과 무엇으로 구성되고 비중은 어떻게 되나요?", ["성과평가 70퍼센트와 역량평가 30퍼센트"]),
     ("factoid", D27, "동호회를 등록할 때 정해야 하는 임원은 누구인가요?", ["회장 1명과 총무 1명"]),
+    ("factoid", D36, "모의 해킹 메일 훈련은 언제 하나요?", ["매년 상반기와 하반기에 한 번씩"]),
+    ("factoid", D34, "난임 치료비는 회사에서 얼마까지 지원받을 수 있나요?", ["연간 200만 원 한도 실비"]),
+    ("factoid", D16, "50만 원이 넘는 추가 장비는 누구의 승인을 받아야 하나요?", ["본부장 승인"]),
 
     # ---- number: amounts, counts, durations, dates
     ("number", D01, "직원의 정년은 몇 살인가요?", ["만 60세"]),
@@ -119,6 +124,11 @@ QUESTIONS = [
     ("number", D35, "퇴직금은 퇴직일부터 며칠 안에 지급되나요?", ["14일 이내"]),
     ("number", D20, "직무 관련자에게 받아도 되는 기념품은 얼마 이하인가요?", ["3만 원 이하"]),
     ("number", D12, "보유 기간이 지난 개인정보는 며칠 안에 파기해야 하나요?", ["5일 이내"]),
+    ("number", D36, "보안사고가 신고되면 당직자는 몇 분 안에 사고 등급을 판정하나요?", ["30분 이내"]),
+    ("number", D37, "가람노트 이용자가 개인정보 삭제를 요청하면 며칠 안에 결과를 알려 주나요?", ["10일 이내"]),
+    ("number", D34, "육아휴직은 자녀 한 명당 최대 얼마 동안 쓸 수 있나요?", ["최대 1년 6개월"]),
+    ("number", D35, "인수인계서는 언제까지 팀장 확인을 받아야 하나요?", ["마지막 근무일 5영업일 전까지"]),
+    ("number", D35, "퇴직한 뒤 메일 계정은 며칠 동안 보관되나요?", ["90일 동안"]),
 
     # ---- paraphrase: the question avoids the document's wording
     ("paraphrase", D01, "막 입사한 사람은 처음 몇 달 동안 정식 채용 전 단계로 일하나요?", ["3개월간 수습 기간"], [D24]),
@@ -173,6 +183,7 @@ QUESTIONS = [
     ("negation", D18, "외주 개발자가 도서관에서 할 수 없는 것은 무엇인가요?", ["빌려 갈 수는 없습니다"], [D17]),
     ("negation", D14, "카페나 공유 오피스에서 재택근무를 할 때 하면 안 되는 업무는?",
      ["고객의 개인정보를 다루는 업무를 할 수 없다"]),
+    ("negation", D37, "가람노트는 이용자의 개인정보를 해외 서버로 옮기나요?", ["개인정보를 국외로 이전하지 않습니다"]),
 
     # ---- multi_sentence: the answer spans two or more sentences
     ("multi_sentence", D35, "퇴사할 때 장비와 사원증, 법인카드는 어떻게 반납하고 퇴직 처리는 어떻게 끝나나요?",
@@ -259,4 +270,27 @@ QUESTIONS = [
     ("unanswerable", None, "연말 송년회는 보통 언제 열리나요?", []),
     ("unanswerable", None, "출장 중에 세탁비도 경비로 처리할 수 있나요?", []),
     ("unanswerable", None, "가람노트 무료 체험 기간은 며칠인가요?", []),
+    ("unanswerable", None, "보안사고 비상대응반은 어느 회의실에 모이나요?", []),
+    ("unanswerable", None, "사내 도서관에 책은 모두 몇 권이나 있나요?", []),
+    # ---- added later (kept at the end so earlier ids and splits stay)
+    ("paraphrase", D19, "예약해 놓고 안 나타나는 일이 잦으면 회의실 예약이 막히나요? 기준이 뭔가요?", ["한 달에 자동 취소가 3회 이상"]),
+    ("paraphrase", D25, "출입 카드를 깜빡한 동료에게 내 카드를 빌려줘도 되나요?",
+     ["사원증을 다른 사람에게 빌려주거나 다른 사람의 사원증으로 출입하여서는 아니 된다"]),
+    ("paraphrase", D31, "한 달 동안 서비스가 95퍼센트도 안 돌아갔다면 요금을 얼마나 깎아 주나요?", ["월 요금의 50퍼센트"]),
+    ("paraphrase", D29, "블로그에서 찾은 코드를 제품에 그대로 붙여 넣을 때 주의할 점은?", ["해당 코드의 라이선스를 확인하고 출처를 주석으로 남긴다"]),
+    ("negation", D05, "부부가 같은 회사에 다니면 경조금을 둘 다 받을 수 있나요?", ["한 사람에게만 지급한다"]),
+    ("negation", D27, "동호회가 다음 분기 활동비를 받지 못하는 경우는?",
+     ["활동 보고서를 제출하지 아니한 동호회에는 다음 분기의 활동비를 지급하지 아니한다"]),
+    ("negation", D02, "인사평가 대상에서 빠지는 직원은 누구인가요?", ["근무 기간이 3개월 미만인 직원은 해당 기간의 평가에서 제외한다"]),
+    ("negation", D33, "자율 좌석을 전날 미리 잡아 둘 수 있나요?", ["하루 전에 미리 잡아 둘 수는 없습니다"]),
+    ("multi_sentence", D06, "점심과 저녁 식대는 어떻게 지원되나요?",
+     ["근무일마다 점심 식대 1만 원을 사내 식권 앱으로 지급합니다. 오후 8시 이후까지 연장근무를 하는 날에는 저녁 식대 1만 원을 추가로 받을 수 있습니다."]),
+    ("multi_sentence", D15, "지원받은 교육을 마친 뒤 무엇을 내야 하고, 끝까지 듣지 못하면 어떻게 되나요?",
+     ["교육을 마친 직원은 수료 후 2주 이내에 수료증과 교육 결과 보고서를 제출하여야 한다. 출석률이 80퍼센트에 미치지 못하거나 수료하지 못한 경우에는 지원받은 교육비를 반환하여야 한다."]),
+    ("multi_sentence", D38, "고객이 차를 가지고 회사에 오면 주차비는 어떻게 처리하나요?",
+     ["업무로 찾아오는 고객과 협력회사 방문객은 안내데스크에서 최대 3시간까지 무료 주차 등록을 할 수 있습니다. 3시간을 넘는 시간의 주차 요금은 초대한 직원의 부서 비용으로 처리합니다."]),
+    ("near_duplicate", D14, "재택근무자는 모니터 말고도 회사 장비를 더 빌릴 수 있나요?", ["모니터 1대와 키보드·마우스 세트"]),
+    ("near_duplicate", D08, "해외 출장 일비는 하루에 얼마인가요?", ["1일 미화 60달러"]),
+    ("unanswerable", None, "회사 로고가 들어간 후드티 같은 굿즈는 어떻게 신청하나요?", []),
+    ("unanswerable", None, "가람노트 비즈니스 요금제에서는 문서 변경 이력을 며칠 동안 보관하나요?", []),
 ]

@@ -53,6 +53,19 @@ def write_docx(spec: dict) -> None:
                 for c, cell in enumerate(row):
                     t.cell(r, c).text = cell
     d.save(str(DOCS / spec["file"]))
+    _fix_zip_times(DOCS / spec["file"])
+
+
+def _fix_zip_times(path: Path) -> None:
+    """Rewrite a .docx (a zip) with fixed member times, so rebuilding it gives the same bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6]), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
 
 
 def write_pdf(spec: dict) -> None:
@@ -163,9 +176,8 @@ def main() -> None:
     # `llmlab rag eval` format: a corpus whose ids are the file names, and the answerable questions.
     write_jsonl(ROOT / "eval" / "corpus.jsonl",
                 [{"id": name, "title": name.rsplit(".", 1)[0], "text": text} for name, text in texts.items()])
-    write_jsonl(ROOT / "eval" / "questions.jsonl",
-                [{k: r[k] for k in ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")}
-                 for r in rows if r["answerable"]])
+    keep = ("id", "question", "answers", "answer_starts", "context_id", "also_in", "type", "split")
+    write_jsonl(ROOT / "eval" / "questions.jsonl", [{k: r[k] for k in keep} for r in rows if r["answerable"]])
     counts = Counter((r["type"], r["split"]) for r in rows)
     print(f"{len(texts)} documents, {len(rows)} questions")
     for t in TYPES:
