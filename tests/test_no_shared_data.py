@@ -17,11 +17,8 @@ SEARCHED = ("src", "tests", "docs", "notebooks", "examples", "tools")
 NEEDLES = ("../shared", "shared/data")
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".txt", ".yaml", ".yml", ".toml", ".json", ".jsonl", ".sh", ".cfg", ".ini",
                  ".html", ".j2", ".jinja", ""}
-#: the course notebooks still read ../shared/data until the course port lands (tell the lead when this changes)
-PENDING = {
-    "notebooks/03_tasks_chat.ipynb", "notebooks/04_rag.ipynb", "notebooks/05_finetune.ipynb",
-    "docs/ko/03_tasks_chat.md", "docs/ko/04_rag.md", "docs/ko/05_finetune.md",
-}
+#: files still waiting for a port (empty: the course notebooks and pages read the bundled sets now)
+PENDING: set[str] = set()
 
 
 def offenders() -> dict[str, list[str]]:
