@@ -72,3 +72,11 @@ def test_slider_and_box_ranges_are_the_parameters_ranges():
         for end in (getattr(c, "minimum", None), getattr(c, "maximum", None)):
             if end is not None:
                 GenerationParams.check(name, int(end) if GenerationParams.spec(name).kind is int else end)
+
+
+def test_an_emptied_max_length_box_means_unset():
+    """Browsers send an emptied number box as 0; max_length (≥ 1 when set) takes that as "off"."""
+    from llmlab.webui import params
+
+    assert params._parse("max_length", 0) is None and params._parse("max_length", 7) == 7
+    assert params._parse("max_new_tokens", 0) == 0  # 0 is a real value there

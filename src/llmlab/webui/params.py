@@ -96,11 +96,17 @@ def controls(defaults: Mapping[str, Any] | None = None, max_new_tokens: int | No
             low = spec.step if spec.exclusive_minimum else spec.minimum
             out.append(gr.Slider(low, spec.maximum, step=spec.step, **kw))
         elif widget == "number":
-            out.append(gr.Number(minimum=spec.minimum, maximum=spec.maximum,
-                                 precision=0 if spec.kind is int else None, **kw))
+            # a browser sends an emptied number box as 0: an optional control whose range starts above 0
+            # (max_length) takes 0 as "unset" (see _parse) instead of letting Gradio refuse it
+            low = None if _zero_means_unset(spec) else spec.minimum
+            out.append(gr.Number(minimum=low, maximum=spec.maximum, precision=0 if spec.kind is int else None, **kw))
         else:
             out.append(gr.Textbox(**kw))
     return out
+
+
+def _zero_means_unset(spec: ParamSpec) -> bool:
+    return spec.optional and spec.minimum is not None and spec.minimum > 0
 
 
 def _parse(name: str, raw: Any) -> Any:
@@ -133,6 +139,8 @@ def _parse(name: str, raw: Any) -> Any:
             raise ValueError
     except (ValueError, OverflowError):
         raise InvalidParameterError(f"{name} must be a whole number, got {raw!r}") from None
+    if number == 0 and _zero_means_unset(spec):
+        return None  # an emptied box arrives as 0
     return int(number)
 
 
