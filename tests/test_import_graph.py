@@ -12,15 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-PKG = SRC / "llmlab"
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+from .import_scan import PKG, from_target, module_name, package_of
 
 
 def modules() -> dict[str, Path]:
@@ -30,7 +22,7 @@ def modules() -> dict[str, Path]:
 def edges_of(path: Path, known: set[str]) -> set[str]:
     """The llmlab modules ``path`` imports (anywhere in the file), as absolute dotted names."""
     name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    package = package_of(path)
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
@@ -42,12 +34,7 @@ def edges_of(path: Path, known: set[str]) -> set[str]:
                         found.add(".".join(parts[:i]))
                         break
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = from_target(node, package)
             subs = {f"{target}.{a.name}" for a in node.names} & known
             found |= subs
             # the package X runs first in any case when it is an ancestor of this module; it is

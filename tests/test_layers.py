@@ -11,33 +11,19 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-PKG = SRC / "llmlab"
+from .import_scan import PKG, from_target, module_name, package_of
 INTERFACES = ("llmlab.server", "llmlab.webui", "llmlab.cli")
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
 
 
 def imports_of(path: Path) -> set[str]:
     """Every module ``path`` imports, anywhere in the file, as an absolute dotted name."""
-    name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    package = package_of(path)
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = from_target(node, package)
             found.add(target)
             found.update(f"{target}.{a.name}" for a in node.names)  # ``from . import server``
     return found
