@@ -52,6 +52,9 @@ def test_every_screen_renders_in_korean_and_english_offline(page, webui_url, scr
         assert page.get_by_role("tab", name=label, selected=True).is_visible()
         screenshot(f"tab-{name}")
     page.get_by_role("tab", name=TABS[1][0]).click()
+    # the table is filled by a page-load event: wait for it rather than for a fixed time
+    page.wait_for_function("() => document.querySelector('#models-local').innerText.includes('smollm2-135m')",
+                           timeout=60_000)
     assert "smollm2-135m" in page.locator("#models-local").inner_text()  # the bundled model is listed
     _only_loopback(page)
 
