@@ -133,18 +133,18 @@ def backend_entry(obj: Any) -> BackendEntry:
 
 
 BACKENDS: Registry[BackendEntry] = Registry("backend", group="llmlab.backends", coerce=backend_entry)
-BACKENDS.register("llamacpp", BackendEntry(
+BACKENDS.register(caps.BackendKind.LLAMACPP.value, BackendEntry(
     lazy("llmlab.models.llamacpp", "LlamaCppBackend.load"), caps.LLAMACPP,
     frozenset({"n_ctx", "threads", "n_batch", "verbose", "chat_template", "max_waiting", "parallel",
                "queue_timeout_s"})), origin="llmlab")
-BACKENDS.register("transformers", BackendEntry(
+BACKENDS.register(caps.BackendKind.TRANSFORMERS.value, BackendEntry(
     lazy("llmlab.models.hf", "TransformersBackend.load"), caps.TRANSFORMERS,
     frozenset({"device", "dtype", "load_in", "trust_remote_code", "threads", "n_ctx"})), origin="llmlab")
-BACKENDS.register("openai", BackendEntry(
+BACKENDS.register(caps.BackendKind.OPENAI.value, BackendEntry(
     lazy("llmlab.models.openai_compat", "OpenAICompatBackend.load"), caps.OPENAI,
     frozenset({"api_key", "base_url", "extra_params", "max_retries", "max_retry_wait", "profile", "timeout"})),
     origin="llmlab")
-BACKENDS.register("fake", BackendEntry(
+BACKENDS.register(caps.BackendKind.FAKE.value, BackendEntry(
     lazy("llmlab.testing.fakes", "FakeBackend.load"), caps.FAKE,
     frozenset({"replies", "context_length", "delay_s", "chat_template", "parallel", "max_waiting",
                "queue_timeout_s"})), origin="llmlab")

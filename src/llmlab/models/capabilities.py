@@ -8,6 +8,20 @@ whose abilities depend on how it was loaded (an API that accepts ``top_k`` only 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from enum import Enum
+
+
+class BackendKind(str, Enum):
+    """The runtimes llmlab ships, by their registry names (plugins add more through the registry).
+
+    A ``str`` enum: it equals its name, so specs and settings keep plain strings while code
+    compares against these members instead of spelling the names again.
+    """
+
+    LLAMACPP = "llamacpp"
+    TRANSFORMERS = "transformers"
+    OPENAI = "openai"
+    FAKE = "fake"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, InvalidParameterError, ModelNotFoundError
+from .capabilities import BackendKind
 from .hfcache import cached_file, hf_cache_dir, snapshots  # noqa: F401 - cached_file, snapshots: part of this API
 from .shape import ModelShape, normalize_quant
 
@@ -234,7 +235,7 @@ def resolve_name(name: str, backend: str | None = None) -> Path | None:
         if entry.gguf is None:
             raise InvalidParameterError(f"{entry.name} has no GGUF form; name it without ':{quant}'")
         entry.gguf.file_for(quant)  # an unknown quantization is an error listing the valid ones
-    p = cached_path(entry, quant, prefer="hf" if backend == "transformers" else None)
+    p = cached_path(entry, quant, prefer="hf" if backend == BackendKind.TRANSFORMERS else None)
     if p is None:
         raise ModelNotFoundError(
             f"catalog model {name!r} is not downloaded yet ({hf_cache_dir()}). Get it with: llmlab models pull {name}")

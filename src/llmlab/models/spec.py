@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ModelNotFoundError
+from .capabilities import BackendKind
 from .catalog import resolve_name
 from .hfcache import cached_repo_snapshot, hf_cache_dir
 
@@ -102,7 +103,7 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
             return ModelSpec(name=name, backend="openai", remote_model=api.model or api.name, base_url=api.base_url,
                              api_key_env=api.api_key_env, context_length=api.context_length, price=price,
                              extra={"profile": api.profile})
-    if name.startswith("openai:") or backend == "openai":
+    if name.startswith("openai:") or backend == BackendKind.OPENAI:
         remote = name.split(":", 1)[1] if name.startswith("openai:") else name
         return ModelSpec(name=name, backend="openai", remote_model=remote, base_url=settings.api_base,
                          extra={"profile": settings.api_profile})
@@ -113,7 +114,7 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
         path = str(bundled_path(name))
         if backend in (None, "llamacpp"):
             return ModelSpec(name=name, backend="llamacpp", path=path, languages=m.languages, defaults=dict(m.defaults))
-        if backend == "transformers":
+        if backend == BackendKind.TRANSFORMERS:
             return ModelSpec(name=name, backend="transformers", path=str(Path(path).parent), gguf_file=Path(path).name,
                              languages=m.languages, defaults=dict(m.defaults))
         return ModelSpec(name=name, backend=backend, path=path, languages=m.languages, defaults=dict(m.defaults))
@@ -148,7 +149,7 @@ def resolve(name: str, settings: Settings, backend: str | None = None) -> ModelS
             return _spec_for_path(name, snap / file, backend)
         return _spec_for_path(name, snap, backend, repo_id=repo)
 
-    if backend == "fake":
+    if backend == BackendKind.FAKE:
         return ModelSpec(name=name, backend="fake")
     valid = ", ".join(sorted(BUNDLED))
     raise ModelNotFoundError(
@@ -163,7 +164,7 @@ def _spec_for_path(name: str, p: Path, backend: str | None, repo_id: str | None 
     if p.is_file():
         if p.suffix.lower() != ".gguf":
             raise ModelNotFoundError(f"{p} is not a GGUF file; give a .gguf file or a Hugging Face model folder")
-        if backend == "transformers":
+        if backend == BackendKind.TRANSFORMERS:
             return ModelSpec(name=name, backend="transformers", path=str(p.parent), gguf_file=p.name)
         return ModelSpec(name=name, backend=backend or "llamacpp", path=str(p))
     # a folder
