@@ -16,7 +16,19 @@
   cosine agreement of their vectors, dense recall@1/@5 of both on the ko_rag dev set (the
   repo's Korean text when ../shared is absent), with the machine, threads and load.
 
+* timeline (``--timeline``): issue 13's user path on ko_docs (the bundled course_rag documents
+  without ../shared), each step a real ``llmlab`` subprocess with the default embedder and
+  threads: ``rag ingest --lexical-only`` (seconds until searchable), a ``rag search`` for the
+  annual-leave article, ``rag embed`` (seconds from the first command's start until fully
+  embedded), ``rag status`` (coverage), then one plain ``rag ingest`` — each step's peak
+  resident memory; then the same with one CPU-bound process competing. Targets printed beside.
+
+* chat during a background embed (``--chat-during-embed``): ``llmlab serve`` on the bundled
+  defaults; streamed chat TTFT and decode tok/s with nothing else running, then while the
+  server's own ingest job (an upload of ko_docs / course_rag) is in its dense phase.
+
 Usage: python bench/rag.py [--chunks 100000] [--queries 200] [--full] [--cache DIR]
+       python bench/rag.py --timeline [--no-competing]
        python bench/rag.py --splits DIR   # ko_rag questions split into tune / held-out halves
        python bench/rag.py --embedders [--embed-passages N] [--embed-questions N] [--ingest-passages 300]
 """
@@ -451,6 +463,172 @@ def bench_embedders(n_passages: int | None, n_questions: int | None, n_ingest: i
     return out
 
 
+# -- the user's path, timed ---------------------------------------------------------------------
+TIMELINE_TARGETS = {"lexical_searchable_s": 30.0, "fully_embedded_s": 150.0, "plain_ingest_s": 150.0}
+
+
+def _timed(cmd: list[str], env: dict) -> dict:
+    """Run one llmlab command; wall seconds, its own peak RSS (wait4) and its JSON output."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", "from llmlab.cli.main import main; main()", *cmd], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    # communicate() has reaped the child; its rusage is folded into RUSAGE_CHILDREN's maximum
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"llmlab {' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    body = json.loads(out[out.index("{"):]) if "{" in out else {}
+    return {"seconds": round(seconds, 2), "children_peak_rss_mb": round(peak, 1), "json": body}
+
+
+def _spinner():
+    """A CPU-bound competitor: one Python process spinning until killed."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def bench_timeline(competing: bool) -> dict:
+    data = data_sources()
+    docs = data["docs"]
+    query = "연차 유급휴가" if data["data"].startswith("shared") else "연차휴가는 며칠인가요?"
+    want = "labor_standards_act" if data["data"].startswith("shared") else "leave"
+    spin = _spinner() if competing else None
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            env = {k: v for k, v in os.environ.items() if k not in ("LLMLAB_THREADS", "OMP_NUM_THREADS")}
+            env.update(PYTHONPATH=str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), LLMLAB_HOME=home)
+            env.pop("OMP_WAIT_POLICY", None)  # the lab chooses it, as for a user
+            load = [round(x, 2) for x in os.getloadavg()]
+            lex = _timed(["rag", "ingest", str(docs), "-c", "laws", "--lexical-only", "--json"], env)
+            found = _timed(["rag", "search", query, "-c", "laws", "-k", "5", "--json"], env)
+            hits = found["json"].get("hits") or found["json"].get("results") or []
+            sources = [str(h.get("source") or h.get("doc_id") or "") for h in hits]
+            emb = _timed(["rag", "embed", "-c", "laws", "--json"], env)
+            status = _timed(["rag", "status", "-c", "laws", "--json"], env)["json"]
+            plain = _timed(["rag", "ingest", str(docs), "-c", "laws2", "--json"], env)
+    finally:
+        if spin is not None:
+            spin.kill()
+            spin.wait()
+    out = {"data": data["data"], "documents": lex["json"].get("documents"), "chunks": lex["json"].get("chunks"),
+           "competing_process": competing, "load_avg_1_at_start": load[0],
+           "lexical_searchable_s": lex["seconds"],
+           "search_finds": {"query": query, "want": want, "top5_sources": sources,
+                            "found": any(want in s for s in sources)},
+           "search_s": found["seconds"], "embed_s": emb["seconds"],
+           "fully_embedded_s": round(lex["seconds"] + found["seconds"] + emb["seconds"], 2),
+           "coverage": status.get("dense") or status.get("coverage") or {k: status.get(k) for k in status
+                                                                          if "dense" in k or "cover" in k},
+           "plain_ingest_s": plain["seconds"], "plain_ingest_chunks_per_s":
+               round((plain["json"].get("chunks") or 0) / plain["seconds"], 2),
+           "peak_rss_mb_any_step": plain["children_peak_rss_mb"]}
+    out["targets"] = {k: {"target_s": v, "measured_s": out[k], "met": out[k] <= v} for k, v in TIMELINE_TARGETS.items()}
+    return out
+
+
+def _chat_once(base: str, i: int, new_tokens: int = 32) -> dict:
+    import httpx
+
+    body = {"model": "smollm2-135m", "stream": True, "max_tokens": new_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": f"Tell me about topic number {i}."}]}
+    t0 = time.perf_counter()
+    stamps = []
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=120) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                ev = json.loads(line[6:])
+                if ev.get("choices") and (ev["choices"][0].get("delta") or {}).get("content"):
+                    stamps.append(time.perf_counter())
+    ttft = (stamps[0] if stamps else time.perf_counter()) - t0
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+    return {"ttft_s": ttft, "tok_s": rate}
+
+
+def bench_chat_during_embed(n_chats: int) -> dict:
+    """TTFT of streamed chats, idle and during the dense phase of the server's own ingest job."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    data = data_sources()
+    files = sorted(p for p in data["docs"].rglob("*") if p.is_file())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if k not in ("LLMLAB_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+        env.update(PYTHONPATH=str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), LLMLAB_HOME=home)
+        proc = subprocess.Popen([sys.executable, "-m", "llmlab.cli.main", "serve", "--host", "127.0.0.1", "--port",
+                                 str(port), "--no-ui"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 180
+            while True:
+                try:
+                    if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"llmlab serve did not start: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.5)
+            _chat_once(base, -1)  # warm-up
+            idle = [_chat_once(base, i) for i in range(n_chats)]
+            handles = [("files", (f.name, f.open("rb"))) for f in files]
+            try:
+                r = httpx.post(f"{base}/lab/rag/upload", files=handles, data={"collection": "bench"}, timeout=120)
+            finally:
+                for _, (_, fh) in handles:
+                    fh.close()
+            r.raise_for_status()
+            job = r.json()["id"]
+            during, phases, info = [], [], {}
+            t_job = time.perf_counter()
+            while len(during) < n_chats:
+                info = httpx.get(f"{base}/lab/jobs/{job}", timeout=10).json()
+                phase = (info.get("progress") or {}).get("phase")
+                if info.get("status") in ("succeeded", "failed", "cancelled"):
+                    break
+                if phase not in ("dense", "embed", "embedding"):
+                    time.sleep(0.5)
+                    continue
+                phases.append(phase)
+                during.append(_chat_once(base, len(during)))
+            while info.get("status") not in ("succeeded", "failed", "cancelled"):
+                time.sleep(1)
+                info = httpx.get(f"{base}/lab/jobs/{job}", timeout=10).json()
+            job_s = time.perf_counter() - t_job
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def summary(xs: list[dict]) -> dict:
+        if not xs:
+            return {"n": 0}
+        t = np.array([x["ttft_s"] for x in xs])
+        return {"n": len(xs), "ttft_p50_s": round(float(np.percentile(t, 50)), 3),
+                "ttft_p95_s": round(float(np.percentile(t, 95)), 3),
+                "decode_tok_s_mean": round(float(np.mean([x["tok_s"] for x in xs])), 1)}
+
+    a, b = summary(idle), summary(during)
+    out = {"data": data["data"], "files": len(files), "job_status": info.get("status"), "job_s": round(job_s, 1),
+           "job_result": {k: (info.get("result") or {}).get(k) for k in ("documents", "chunks")},
+           "idle": a, "during_dense_phase": b}
+    if b.get("n"):
+        out["ratio_during_over_idle"] = {"ttft_p50": round(b["ttft_p50_s"] / a["ttft_p50_s"], 2),
+                                         "decode_tok_s": round(b["decode_tok_s_mean"] / a["decode_tok_s_mean"], 2)}
+    return out
+
+
 def write_splits(out: Path) -> dict:
     """ko_rag questions by article: even positions in sorted article-id order tune, odd are held out."""
     qs = [json.loads(line) for line in data_sources()["questions"].open(encoding="utf-8") if line.strip()]
@@ -481,6 +659,10 @@ def main() -> None:
     ap.add_argument("--ingest-passages", type=int, default=300, help="passages in each `rag ingest` run")
     ap.add_argument("--threads", type=int, default=None, help="threads for both embedders (default: LLMLAB_THREADS "
                     "or the cores this process may use)")
+    ap.add_argument("--timeline", action="store_true", help="time issue 13's user path (ingest, search, embed)")
+    ap.add_argument("--no-competing", action="store_true", help="with --timeline: skip the run with a competitor")
+    ap.add_argument("--chat-during-embed", type=int, default=0, metavar="N",
+                    help="N streamed chats idle and N during the server's background embed")
     ap.add_argument("--embed-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
@@ -495,6 +677,21 @@ def main() -> None:
         threads = args.threads or load_settings().threads or default_threads()
         result = {"bench": "rag-embedders", **bench_embedders(args.embed_passages, args.embed_questions,
                                                               args.ingest_passages, threads)}
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    if args.chat_during_embed:
+        from llmlab.config import default_threads
+
+        print(json.dumps({"bench": "rag-chat-during-embed", "machine": machine(default_threads()),
+                          **bench_chat_during_embed(args.chat_during_embed)}, ensure_ascii=False, indent=2))
+        return
+    if args.timeline:
+        from llmlab.config import default_threads
+
+        result = {"bench": "rag-timeline", "machine": machine(default_threads()), "idle": bench_timeline(False)}
+        print(json.dumps({"partial": "idle", **result["idle"]}, ensure_ascii=False), file=sys.stderr, flush=True)
+        if not args.no_competing:
+            result["one_competing_process"] = bench_timeline(True)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return
     if args.splits is not None:

@@ -19,13 +19,20 @@ def rag() -> None:
 
 
 def _short(source: str) -> str:
+    """A document's path as a reader wants it: relative to the current folder when under it,
+    ``course_rag/docs/…`` for the bundled sets (wherever pip put them), ``~/…`` under home."""
     import os
 
-    try:
-        rel = os.path.relpath(source)
-    except ValueError:
-        return source
-    return source if rel.startswith("..") else rel
+    from ..datasets import bundled_root
+
+    for base, prefix in ((os.getcwd(), ""), (str(bundled_root()), ""), (os.path.expanduser("~"), "~/")):
+        try:
+            rel = os.path.relpath(source, base)
+        except ValueError:  # another drive (Windows)
+            continue
+        if not rel.startswith("..") and not os.path.isabs(rel) and rel != ".":
+            return prefix + rel
+    return source
 
 
 class _PhaseBars:
