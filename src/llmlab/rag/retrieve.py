@@ -107,8 +107,9 @@ class Retriever:
 
         A question about something the documents never mention is likely unanswerable.
         """
-        weights = self.key_term_weights(query)
-        return sum(1 for w in weights.values() if w <= 0) / len(weights) if weights else 0.0
+        from .abstain import unknown_share
+
+        return unknown_share(self.key_term_weights(query))
 
     def search(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first, with per-retriever scores."""
