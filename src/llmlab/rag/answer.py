@@ -120,6 +120,17 @@ def cited_numbers(text: str) -> list[int]:
                    for n in re.split(r"\s*[,，]\s*", group)})
 
 
+def context_hits(hits: list[Hit]) -> list[Hit]:
+    """The hits that may enter the context: with body text, each text once."""
+    return distinct([h for h in hits if has_body(h)])
+
+
+def refuses(question: str, hits: list[Hit], retriever: Retriever, policy: Abstention) -> bool:
+    """Whether ``rag ask`` answers "not in the documents" for ``question`` given its ``hits`` (no model call)."""
+    good = context_hits(hits)
+    return not good or policy.refuse(good, retriever.query_terms(question), retriever.key_term_weights(question))
+
+
 def answer_question(question: str, collection: Collection, model: Any, *, k: int = 5,
                     retriever: Retriever | None = None, hits: list[Hit] | None = None, max_new_tokens: int = 256,
                     on_delta: Callable[[str], None] | None = None, record: bool = True, template: Any = None,
@@ -131,11 +142,10 @@ def answer_question(question: str, collection: Collection, model: Any, *, k: int
     """
     retriever = retriever or Retriever(collection)
     hits = hits if hits is not None else retriever.search(question, k)
-    terms = retriever.query_terms(question)
     policy = abstention or (Abstention.from_dict(collection.config.abstention) if collection.config.abstention
                             else Abstention.for_embedder(collection.config.embedder))
-    good = distinct([h for h in hits if has_body(h)])
-    if not good or policy.refuse(good, terms, retriever.unknown_share(question)):
+    good = context_hits(hits)
+    if refuses(question, hits, retriever, policy):
         if on_delta:
             on_delta(NOT_FOUND)
         ans = Answer(answer=NOT_FOUND, citations=[], retrieved=hits, found=False, model=model.name)

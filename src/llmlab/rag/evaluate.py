@@ -139,6 +139,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
     ``max_false_refusal`` there) and reports every metric on the rest.
     """
     from .abstain import Abstention
+    from .answer import context_hits, refuses
 
     if k < 1:
         raise InvalidParameterError(f"k={k}: must be ≥ 1")
@@ -153,9 +154,9 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
             calib, qs = _split(qs)
             examples = []
             for q in calib:
-                hits = retriever.search(q.question, answer_k)
+                hits = context_hits(retriever.search(q.question, answer_k))  # what rag ask decides on
                 examples.append((policy.features(hits, retriever.query_terms(q.question),
-                                                 retriever.unknown_share(q.question)), q.answerable))
+                                                 retriever.key_term_weights(q.question)), q.answerable))
             try:
                 policy = Abstention.fit(examples, max_false_refusal=max_false_refusal, base=policy)
             except ValueError as e:
@@ -167,7 +168,8 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
         n_with_answers = sum(bool(q.answerable and q.answers) for q in qs)
         for i, q in enumerate(qs, start=1):
             hits = retriever.rank(q.question, k)
-            refused = policy.refuse(hits[:answer_k], retriever.query_terms(q.question), retriever.unknown_share(q.question))
+            asked = retriever.search(q.question, answer_k)  # what rag ask -k answer_k sees (rank() may widen the candidates)
+            refused = refuses(q.question, asked, retriever, policy)
             miss: dict[str, Any] = {}
             if not q.answerable:
                 sums["unanswerable_refused"] += refused
@@ -204,7 +206,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
                 from .answer import answer_question
 
                 ans = answer_question(q.question, coll, answer_model, k=answer_k, retriever=retriever,
-                                      hits=hits[:answer_k], max_new_tokens=max_new_tokens, abstention=policy)
+                                      hits=asked, max_new_tokens=max_new_tokens, abstention=policy)
                 sums["exact_match"] += exact_match(ans.answer, q.answers)
                 sums["f1"] += char_f1(ans.answer, q.answers)
                 sums["citation_accuracy"] += any(_contains_answer(c.text, q.answers) for c in ans.citations)

@@ -88,17 +88,28 @@ class Retriever:
     def query_terms(self, query: str) -> list[str]:
         return self.collection.tokenizer(query)
 
-    def unknown_share(self, query: str) -> float:
-        """Share of the question's key terms (nouns) that occur in no chunk of the collection.
+    def key_term_weights(self, query: str) -> dict[str, float]:
+        """Each of the question's key terms (nouns) with its best single-term BM25 score in the collection.
 
-        A question about something the documents never mention is likely unanswerable; one
-        sparse query per term, all in one round trip.
+        The score is the term's IDF times its (saturated) frequency in the chunk that holds it
+        most, so it works as a rarity weight; 0.0 means no chunk holds the term. One sparse
+        query per term, all in one round trip (the refusal model reads these,
+        :mod:`llmlab.rag.abstain`).
         """
         terms = sorted(set(self.collection.tokenizer.key_terms(query)))
         if not terms or not self.collection.store.exists():
-            return 0.0
+            return {}
         found = self.collection.store.query([VectorQuery(SPARSE, query_vector([t]), 1) for t in terms], fields=("kind",))
-        return sum(1 for r in found if not r) / len(terms)
+        return {t: (float(r[0].score) if r else 0.0) for t, r in zip(terms, found)}
+
+    def unknown_share(self, query: str) -> float:
+        """Share of the question's key terms (nouns) that occur in no chunk of the collection.
+
+        A question about something the documents never mention is likely unanswerable.
+        """
+        from .abstain import unknown_share
+
+        return unknown_share(self.key_term_weights(query))
 
     def search(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, best first, with per-retriever scores."""
