@@ -66,7 +66,7 @@ def test_the_cli_on_a_full_tmpfs_names_the_checkpoint_and_resumes(memorize_file,
            "--max-steps", "3", "--batch-size", "2", "--max-seq-len", "64", "--lora-r", "2", "--lr", "2e-3",
            "--save-steps", "1", "--threads", "1", "--seed", "0", "--json"]
     env = {**os.environ, "LLMLAB_HOME": str(session_home)}
-    with tmpfs(tmp_path / "fs", int(os.environ.get("LLMLAB_TEST_CKPT_MIB", "14"))) as fs:
+    with tmpfs(tmp_path / "fs", 14) as fs:  # a checkpoint of this run takes 11 MiB: the second does not fit
         out = fs / "run"
         full = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
         assert full.returncode == 1, full.stderr[-3000:]
