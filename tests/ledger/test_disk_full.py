@@ -153,3 +153,19 @@ def test_the_cli_prints_the_answer_and_one_warning_on_a_full_tmpfs(tmp_path):
         again = subprocess.run(cmd + ["세 번째"], capture_output=True, text=True, env=env, timeout=120)
         assert again.returncode == 0, again.stderr
         _intact(fs / "ledger.db", ["첫 번째", "세 번째"])
+
+
+def test_a_purge_on_a_full_tmpfs_deletes_and_says_the_file_was_not_compacted(tmp_path):
+    with tmpfs(tmp_path / "fs", 8) as fs:
+        lg = Ledger(fs / "ledger.db", raw_text=True)
+        for _ in range(200):
+            lg.record(RunRecord(kind="generate", prompt="비밀 " * 1500))
+        filler = fill(fs)  # the deletes fit in the journal already there; the compacting copy does not
+        with pytest.raises(LedgerError, match=rf"deleted 200 records from the run ledger at {fs}/ledger.db but could "
+                                              r"not compact the file: disk full.*run again"):
+            lg.purge()
+        assert lg.integrity_ok() and lg.runs() == []
+        filler.unlink()
+        assert lg.purge() == 0  # with room, the purge compacts: the deleted text leaves the file
+        lg.close()
+        assert "비밀".encode() not in (fs / "ledger.db").read_bytes()

@@ -200,6 +200,8 @@ class Ledger:
             self._db.execute("PRAGMA busy_timeout=30000")
             migrate(self._db)
         except (sqlite3.DatabaseError, OSError) as e:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
             if self._disk_full(e):
                 raise LedgerDiskFullError(f"cannot open the run ledger at {self.path}: disk full ({e}); free some "
                                           "space and try again") from e
@@ -339,6 +341,7 @@ class Ledger:
             n = self._purge(cond, args, before=before, owner=owner)
         except (sqlite3.Error, OSError) as e:
             raise self._write_failed(e, "purge records") from e
+        self._vacuum(n)
         return n
 
     def _purge(self, cond: list[str], args: list[Any], *, before: str | None, owner: str | None) -> int:
@@ -358,10 +361,20 @@ class Ledger:
                     self._db.execute("DELETE FROM chat_sessions")
                 else:
                     self._db.execute("DELETE FROM chat_sessions WHERE owner = ?", (owner,))
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.execute("VACUUM")  # deleted text must not linger in free pages
         return n
+
+    def _vacuum(self, deleted: int) -> None:
+        """Rewrite the file so deleted text does not linger in free pages (needs room for a copy)."""
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")
+        except (sqlite3.Error, OSError) as e:
+            reason = f"disk full ({e})" if self._disk_full(e) else str(e)
+            error = LedgerDiskFullError if self._disk_full(e) else LedgerError
+            raise error(f"deleted {deleted} records from the run ledger at {self.path} but could not compact the "
+                        f"file: {reason}; deleted text may remain in its free pages until the purge is run again "
+                        "with free space (about the ledger's size)") from e
 
     # -- chat sessions -------------------------------------------------------------------
     def session(self, name: str, *, owner: str | None = None) -> dict[str, Any] | None:
