@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .errors import ContextOverflowError
+from .errors import ContextOverflowError, LLMLabError
 from .models.model import Model, Stream
 from .types import GenerationParams, Message
 
@@ -92,8 +92,11 @@ class ChatSession:
     def _remember(self, user: Message, reply: Message, run_id: int | None) -> None:
         self.history += [user, reply]
         if self.session and self._ledger is not None:
-            self._ledger.append_turn(self.session, self.model.name, self.system, [user.to_dict(), reply.to_dict()],
-                                     run_id=run_id)
+            try:
+                self._ledger.append_turn(self.session, self.model.name, self.system,
+                                         [user.to_dict(), reply.to_dict()], run_id=run_id)
+            except LLMLabError as e:  # the reply stays in this conversation; only its saving failed
+                log.warning("the reply is kept in this conversation but the session was not saved: %s", e)
 
     def reset(self) -> None:
         self.history = []

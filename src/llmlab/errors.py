@@ -88,6 +88,16 @@ class LedgerError(LLMLabError):
     code = "ledger_error"
 
 
+class DiskFullError(LLMLabError):
+    """A write ran out of disk space; the message names the path and how to go on once space is freed."""
+
+    code = "disk_full"
+
+
+class LedgerDiskFullError(DiskFullError, LedgerError):
+    """The run ledger could not be written because the disk is full (nothing in it is half-written)."""
+
+
 class BusyError(LLMLabError):
     """Too many requests are waiting; try again after ``retry_after_s`` seconds."""
 

@@ -10,6 +10,11 @@ watches ``ctx.cancelled`` itself, winds down cleanly and keeps its result (statu
 server exposes them as ``GET /lab/jobs/{id}`` and its event stream; the web UI polls). Only
 the newest ``max_kept`` finished jobs are remembered, so memory stays bounded. This module is
 part of the core — no HTTP here — so the server and the web UI can both use it.
+
+Every job has an ``owner``: whoever the ledger's records would belong to when it was submitted
+(the server key's id on a server with keys, see :func:`llmlab.ledger.store.current_owner`; None
+for local use). :meth:`JobManager.get`, :meth:`~JobManager.list` and :meth:`~JobManager.stop` take
+an ``owner`` filter: given one, another owner's job is as absent as a job that never existed.
 """
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ class Job:
     n_events: int = 0  # events ever reported (the newest has seq == n_events)
     version: int = 0
     graceful: bool = False
+    owner: str | None = None  # the key id that started it (None: local use, a server without keys)
     cancel: threading.Event = field(default_factory=threading.Event)
     future: concurrent.futures.Future | None = None
 
@@ -72,7 +78,7 @@ class Job:
         return [e for e in list(self.events) if e["seq"] > seq]
 
     def to_dict(self, *, events: bool = False, since: int = 0) -> dict[str, Any]:
-        d = {"id": self.id, "kind": self.kind, "status": self.status, "params": self.params,
+        d = {"id": self.id, "kind": self.kind, "owner": self.owner, "status": self.status, "params": self.params,
              "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
              "progress": self.progress, "result": self.result, "error": self.error, "n_events": self.n_events,
              "stop_requested": self.stop_requested}
@@ -167,10 +173,13 @@ class JobManager:
         """Queue ``fn(ctx)``; its return value (JSON-able) becomes the job's result.
 
         A ``graceful`` job is not interrupted by a stop: it polls ``ctx.cancelled``, ends
-        cleanly, and its result is kept with the status ``stopped``.
+        cleanly, and its result is kept with the status ``stopped``. The job belongs to the
+        submitter (the owner its ledger records get).
         """
+        from .ledger.store import current_owner
+
         job = Job(id=f"job-{next(self._seq)}-{uuid.uuid4().hex[:8]}", kind=kind, params=params or {},
-                  graceful=graceful)
+                  graceful=graceful, owner=current_owner())
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
@@ -213,21 +222,24 @@ class JobManager:
         for j in done[: max(0, len(self._jobs) - self._max_kept)]:
             self._jobs.pop(j.id, None)
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, *, owner: str | None = None) -> Job:
+        """The job by id; with ``owner``, only if that owner started it (another's job is not found)."""
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or (owner is not None and job.owner != owner):
             raise JobNotFoundError(f"no job {job_id!r} (finished jobs are kept for a while, then forgotten); "
                                 "GET /lab/jobs lists them")
         return job
 
-    def list(self, kind: str | None = None) -> list[Job]:
+    def list(self, kind: str | None = None, *, owner: str | None = None) -> list[Job]:
+        """Jobs, newest first (``owner``: only the ones that owner started)."""
         with self._lock:
             jobs = list(self._jobs.values())
-        return [j for j in reversed(jobs) if kind is None or j.kind == kind]
+        return [j for j in reversed(jobs) if (kind is None or j.kind == kind) and (owner is None or j.owner == owner)]
 
-    def stop(self, job_id: str) -> Job:
-        job = self.get(job_id)
+    def stop(self, job_id: str, *, owner: str | None = None) -> Job:
+        """Ask a job to stop (``owner``: only a job that owner started; another's is not found)."""
+        job = self.get(job_id, owner=owner)
         if job.status in TERMINAL:
             return job
         job.cancel.set()

@@ -30,7 +30,7 @@ def test_last_checkpoint_skips_incomplete_ones(tmp_path):
     for step, complete in ((2, True), (10, True), (12, False)):
         (root / f"checkpoint-{step}").mkdir(parents=True)
         if complete:
-            (root / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+            (root / f"checkpoint-{step}" / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
     assert last_checkpoint(tmp_path).name == "checkpoint-10"
     assert last_checkpoint(tmp_path / "nothing") is None
 

@@ -3,11 +3,13 @@ answers 401 without a key; the login page, sessions, CSRF, throttling, roles and
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from llmlab.ledger.store import owned_by
 from llmlab.server.keys import hash_key, key_id
 
 from .conftest import make_app
@@ -177,7 +179,6 @@ def test_roles_admin_and_user(tmp_path):
         assert c.post("/v1/chat/completions", json=CHAT, headers=user).status_code == 200
         for method, path, body in (("POST", "/lab/models/load", {"model": "m"}),
                                    ("POST", "/lab/models/pull", {"model": "m"}),
-                                   ("POST", "/lab/jobs/job-1/stop", None),
                                    ("DELETE", "/lab/rag/collections/default", None)):
             r = c.request(method, path, json=body, headers=user)
             assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", path
@@ -192,6 +193,51 @@ def test_roles_admin_and_user(tmp_path):
         # a user's purge forgets its own records only
         assert c.post("/lab/logs/purge", json={}, headers=user).json()["deleted"] == 1
         assert len(c.get("/lab/logs", headers=admin).json()["runs"]) == 1
+
+
+def test_jobs_belong_to_the_key_that_started_them(tmp_path):
+    other = "sk-user-other-987654321"
+    with TestClient(make_app(ui=False, api_keys=[ADMIN, f"user:{USER}", f"user:{other}"])) as c:
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        a, b = {"Authorization": f"Bearer {USER}"}, {"Authorization": f"Bearer {other}"}
+        lab = c.app.state.lab
+        release = threading.Event()
+        jobs = {}
+        for name, headers in (("a", a), ("b", b)):
+            r = c.post("/lab/rag/upload", data={"collection": f"c{name}", "tokenizer": "simple"}, headers=headers,
+                       files=[("files", (f"{name}.md", "# 제목\n\n본문입니다.".encode(), "text/markdown"))])
+            assert r.status_code == 202, r.text
+            jobs[name] = r.json()["id"]
+        # one that keeps running (so a stop has something to stop), started by user A through the job core
+        with owned_by(key_id(hash_key(USER))):
+            running = lab.jobs.submit("demo", lambda ctx: release.wait(30) or ctx.progress(1, 1))
+        try:
+            assert r.json()["owner"] == key_id(hash_key(other))  # key ids, never keys
+            listed = {who: {j["id"] for j in c.get("/lab/jobs", headers=h).json()["jobs"]}
+                      for who, h in (("a", a), ("b", b), ("admin", admin))}
+            assert listed["a"] == {jobs["a"], running.id} and listed["b"] == {jobs["b"]}
+            assert listed["admin"] >= {jobs["a"], jobs["b"], running.id}
+            # B cannot see, follow or stop A's jobs: they answer as if they did not exist
+            for method, path in (("GET", f"/lab/jobs/{running.id}"), ("GET", f"/lab/jobs/{running.id}/events"),
+                                 ("POST", f"/lab/jobs/{running.id}/stop"), ("GET", f"/lab/jobs/{jobs['a']}")):
+                r = c.request(method, path, headers=b)
+                assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error", path
+            assert not running.stop_requested
+            assert c.get(f"/lab/jobs/{running.id}", headers=a).json()["owner"] == key_id(hash_key(USER))
+            assert c.post(f"/lab/jobs/{running.id}/stop", headers=a).json()["stop_requested"] is True  # its own
+            # an admin sees and stops anyone's
+            assert c.get(f"/lab/jobs/{jobs['b']}", headers=admin).status_code == 200
+            assert c.post(f"/lab/jobs/{jobs['b']}/stop", headers=admin).status_code == 200
+        finally:
+            release.set()
+
+
+def test_without_keys_jobs_have_no_owner_and_everyone_sees_them(tmp_path):
+    with TestClient(make_app(ui=False)) as c:
+        job = c.app.state.lab.jobs.submit("demo", lambda ctx: 1)
+        listed = c.get("/lab/jobs").json()["jobs"]
+        assert [(j["id"], j["owner"]) for j in listed] == [(job.id, None)]
+        assert c.post(f"/lab/jobs/{job.id}/stop").status_code == 200
 
 
 def test_the_key_file_is_reread_when_it_changes(tmp_path):

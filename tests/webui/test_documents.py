@@ -79,3 +79,22 @@ def test_an_unfinished_collection_says_how_to_finish(lab, tmp_path):
 
 def test_browsing_an_unknown_collection_shows_nothing(lab):
     assert documents.browse(lab, "nope") == ([], [])
+
+
+def test_a_user_key_follows_only_the_jobs_it_started(lab, monkeypatch):
+    from llmlab.testing.waiting import wait_until
+    from llmlab.webui import access
+    from llmlab.webui.screens import finetune
+
+    who = {"now": ("user", "aaaaaaaaaaaa")}
+    monkeypatch.setattr(access, "signed_in", lambda: who["now"])  # the key Gradio hands the event
+    job = lab.jobs.submit("demo", lambda ctx: 1)
+    assert job.owner == "aaaaaaaaaaaa"  # the signed-in key owns what it starts
+    wait_until(lambda: not documents.watch_job(lab, job.id)[1], timeout=30)
+    assert not documents.watch_job(lab, job.id)[0].startswith("⚠")
+    who["now"] = ("user", "bbbbbbbbbbbb")  # another user key: the job is not there
+    assert documents.watch_job(lab, job.id) == (documents.watch_job(lab, "job-0-nothere")[0].replace(
+        "job-0-nothere", job.id), False)
+    assert finetune.watch(lab, job.id)[2].startswith("⚠")
+    who["now"] = ("admin", "cccccccccccc")  # an admin follows anyone's
+    assert not documents.watch_job(lab, job.id)[0].startswith("⚠")

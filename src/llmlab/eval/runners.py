@@ -8,16 +8,19 @@ are recorded too, under the evaluation's experiment id.
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import InputFileError, InvalidParameterError
+from ..errors import InputFileError, InvalidParameterError, LLMLabError
 from ..registry import Registry
 from . import metrics as M
 from .data import FORMATS, read_jsonl, read_text
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 RUNNERS: Registry = Registry("evaluation task")
@@ -95,9 +98,17 @@ def record(ledger: Any, model: Any, result: EvalResult) -> EvalResult:
     """Append the evaluation to ``ledger`` (if any) and set ``result.run_id``."""
     if ledger is None:
         return result
+    try:
+        result.run_id = _record(ledger, model, result)
+    except LLMLabError as e:  # a full disk must not lose a finished evaluation's scores
+        log.warning("the evaluation's results are returned but were not recorded: %s", e)
+    return result
+
+
+def _record(ledger: Any, model: Any, result: EvalResult) -> int:
     from ..ledger import RunRecord
 
-    result.run_id = ledger.record(RunRecord(
+    return ledger.record(RunRecord(
         kind="eval", model=result.model, backend=model.backend.name, params=result.params,
         output=[i.prediction for i in result.items], prompt_tokens=result.usage["prompt_tokens"],
         completion_tokens=result.usage["completion_tokens"], latency_s=round(result.latency_s, 4),
@@ -105,7 +116,6 @@ def record(ledger: Any, model: Any, result: EvalResult) -> EvalResult:
         meta={"task": result.task, "n": result.n, "metrics": result.metrics, "data": result.data,
               "template": result.template, "items": [i.to_dict() for i in result.items]},
     ))
-    return result
 
 
 def _tick(progress: Progress | None, i: int, n: int) -> None:

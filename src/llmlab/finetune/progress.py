@@ -112,6 +112,12 @@ def progress_callback(*, stream=None, enabled: bool = True,
                     event["lr"] = float(logs["learning_rate"])
                 on_event(event)
 
+        def close(self) -> None:
+            """End the bar on its own line (also when training fails, so an error starts on a fresh line)."""
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
         def on_train_end(self, args, state, control, **kwargs):
             self.history.seconds = time.perf_counter() - self.t0
             self.history.tokens = state.num_input_tokens_seen - self.tokens0

@@ -53,7 +53,9 @@ class RunCard:
         self.created_at = self.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.llmlab_version = self.llmlab_version or __version__
         p = Path(folder) / FILENAME
-        p.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+        from .checkpoints import write_atomic
+
+        write_atomic(p, json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")  # marks a finished run
         return p
 
     @classmethod

@@ -4,7 +4,7 @@ The run goes: lint the data with the base model's tokenizer (errors stop here), 
 memory estimate of ``llmlab models fit --train``, load the base through the transformers
 backend (a GGUF loads dequantized, so it can be trained and saved), tokenize with the chat
 template and an assistant-only loss mask, train with TRL's ``SFTTrainer`` (checkpoints,
-``--resume``), save a standard PEFT adapter (or full model) with the tokenizer and a run
+``--resume`` from the newest complete one; a full disk is named, see :mod:`.checkpoints`), save a standard PEFT adapter (or full model) with the tokenizer and a run
 card, and record the run in the ledger.
 
 With ``packing`` TRL packs examples best-fit into ``max_seq_len`` rows and trains
@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from ..errors import InputFileError, InvalidParameterError, LLMLabError, MissingDependencyError
 from ..registry import Registry
+from .checkpoints import CHECKPOINTS, disk_full_named, last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
 from .distributed import LONE_CPU_HINT, Launch
 from .formatting import Encoded, Formatter, choose_pad_token, load_tokenizer
@@ -33,7 +34,6 @@ from .runcard import RunCard, file_sha256
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 #: a CPU run turns gradient checkpointing on when it would need more than this without it,
 #: so the default run of the bundled model fits a laptop with 8 GiB
 CPU_MEMORY_BUDGET = 4 * 1024**3
@@ -105,15 +105,6 @@ def check_method(config: TrainConfig) -> None:
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise MissingDependencyError("bitsandbytes", extra="gpu", purpose="QLoRA")
-
-
-def last_checkpoint(out: str | Path) -> Path | None:
-    """The newest complete checkpoint under ``OUT/checkpoints`` (one whose trainer state was written)."""
-    root = Path(out) / CHECKPOINTS
-    if not root.is_dir():
-        return None
-    done = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name[11:].isdigit()]
-    return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -341,6 +332,8 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     check_method(config)
     resume_from = None
     if config.resume:
+        for cut in remove_incomplete(config.out):  # cut short by a kill or a full disk: never resumed from
+            echo(f"removed the incomplete checkpoint {cut}")
         resume_from = last_checkpoint(config.out)
         if resume_from is None:
             raise InvalidParameterError(f"--resume: no checkpoint in {Path(config.out) / CHECKPOINTS} to resume from")
@@ -361,7 +354,8 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
         torch.set_num_threads(config.threads)
     model = load_base(config, settings)
     watcher = progress_callback(enabled=progress, on_event=on_log, should_stop=should_stop)
-    with quiet_libraries():
+    out = Path(config.out)
+    with quiet_libraries(), disk_full_named(out), contextlib.closing(watcher):
         trainer = build_trainer(config, model, tokenizer, encoded, eval_encoded, [watcher],
                                 gradient_checkpointing=gradient_checkpointing)
         t0 = time.perf_counter()
@@ -374,10 +368,7 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
             elif not watcher.stopped:  # a stopped run ends now, without one more evaluation
                 eval_loss = trainer.evaluate().get("eval_loss")
         seconds = time.perf_counter() - t0
-        out = Path(config.out)
-        trainer.save_model(str(out))  # the trainer writes from the main process only
-        if launch.is_main:
-            tokenizer.save_pretrained(str(out))
+        save_final(trainer, tokenizer, out, launch.is_main)  # atomically: never half an adapter in OUT
     history = LossHistory.from_log(trainer.state.log_history)
     result = TrainResult(
         out=str(out), method=config.method, base=config.base, steps=int(trainer.state.global_step),
@@ -402,7 +393,8 @@ def train(config: TrainConfig, *, settings=None, progress: bool = True, ledger: 
     if ledger and settings.ledger:
         result.run_id = record_run(settings, config, result, card)
         card.ledger_run_id = result.run_id
-    card.save(out)
+    with disk_full_named(out):
+        card.save(out)
     return result
 
 

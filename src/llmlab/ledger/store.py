@@ -4,6 +4,11 @@ WAL journaling and one transaction per record mean a process killed at any momen
 the database consistent: a run is either fully recorded or absent. Users can list, sum
 and purge what was recorded (``llmlab logs``, ``llmlab usage``, ``llmlab logs purge``).
 
+A write that fails — the disk is full, the file is read-only — raises :class:`LedgerError`
+naming the ledger's path and the reason; SQLite rolls the transaction back, so the records
+already there stay intact and the next write after space is freed records again. Callers that
+record a generation catch it and warn (the answer is never lost to a broken ledger).
+
 Private by default: prompts, messages, outputs and chat history are stored with personal
 data masked by typed placeholders (``[PHONE_1]``) unless the lab's settings say
 ``ledger_raw_text = true``. Each record may carry an ``owner`` — the id of the server key
@@ -14,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import errno
 import json
+import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -22,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import InvalidParameterError, LedgerError
+from ..errors import InvalidParameterError, LedgerDiskFullError, LedgerError
 from ..registry import Registry
 from .migrations import migrate
 
@@ -53,6 +60,29 @@ def current_owner() -> str | None:
         if owner is not None:
             return owner
     return None
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) says the disk is full (SQLite's SQLITE_FULL or an ENOSPC)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                                            or "database or disk is full" in str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+#: below this much free space an I/O error while writing counts as a full disk
+LOW_SPACE = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return LOW_SPACE  # cannot tell: do not claim a full disk
 
 
 def utcnow() -> str:
@@ -160,17 +190,22 @@ class Ledger:
     def __init__(self, path: str | Path, *, raw_text: bool = False):
         self.raw_text = raw_text
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=30000")
             migrate(self._db)
-        except sqlite3.DatabaseError as e:
-            raise LedgerError(f"cannot open the run ledger at {self.path}: {e}") from None
+        except (sqlite3.DatabaseError, OSError) as e:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+            if self._disk_full(e):
+                raise LedgerDiskFullError(f"cannot open the run ledger at {self.path}: disk full ({e}); free some "
+                                          "space and try again") from e
+            raise LedgerError(f"cannot open the run ledger at {self.path}: {e}") from e
 
     @classmethod
     def for_settings(cls, settings: Any) -> "Ledger":
@@ -180,6 +215,27 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction (the connection autocommits, so ``with self._db`` alone would not
+        group statements): committed at the end, rolled back if anything in it fails."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+
+    def _write_failed(self, e: BaseException, what: str) -> LedgerError:
+        """The error for a write that did not happen, naming the file and the reason (rolled back: nothing is half-written)."""
+        if self._disk_full(e):
+            return LedgerDiskFullError(f"could not {what} in the run ledger at {self.path}: disk full ({e}); the "
+                                       "records already there are intact — free some space and the next run is "
+                                       "recorded again")
+        return LedgerError(f"could not {what} in the run ledger at {self.path}: {e}")
+
+    def _disk_full(self, e: BaseException) -> bool:
+        # SQLite reports a full disk as SQLITE_FULL when a page cannot be written, but as a plain
+        # "disk I/O error" when it cannot grow its shared-memory index: then ask the filesystem
+        return disk_full(e) or (isinstance(e, sqlite3.OperationalError) and _free_bytes(self.path) < LOW_SPACE)
 
     def _mask(self, text: str | None) -> str | None:
         if text is None or self.raw_text:
@@ -203,11 +259,14 @@ class Ledger:
             run.latency_s, float(run.cost_usd), run.session, run.experiment,
             json.dumps(stored.meta, ensure_ascii=False, default=str), run.owner,
         )
-        with self._lock, self._db:
-            cur = self._db.execute(
-                f"INSERT INTO runs({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
-            )
-            run.id = int(cur.lastrowid)
+        try:
+            with self._lock, self._transaction():
+                cur = self._db.execute(
+                    f"INSERT INTO runs({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
+                )
+                run.id = int(cur.lastrowid)
+        except (sqlite3.Error, OSError) as e:
+            raise self._write_failed(e, "record the run") from e
         return run.id
 
     # -- reading -------------------------------------------------------------------------
@@ -278,7 +337,15 @@ class Ledger:
         if before:
             cond.append("created_at < ?")
             args.append(_parse_date(before))
-        with self._lock, self._db:
+        try:
+            n = self._purge(cond, args, before=before, owner=owner)
+        except (sqlite3.Error, OSError) as e:
+            raise self._write_failed(e, "purge records") from e
+        self._vacuum(n)
+        return n
+
+    def _purge(self, cond: list[str], args: list[Any], *, before: str | None, owner: str | None) -> int:
+        with self._lock, self._transaction():
             runs_where = " AND ".join(cond + (["owner = ?"] if owner is not None else []))
             run_args = args + ([owner] if owner is not None else [])
             n = self._db.execute("DELETE FROM runs" + (f" WHERE {runs_where}" if runs_where else ""), run_args).rowcount
@@ -294,10 +361,20 @@ class Ledger:
                     self._db.execute("DELETE FROM chat_sessions")
                 else:
                     self._db.execute("DELETE FROM chat_sessions WHERE owner = ?", (owner,))
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.execute("VACUUM")  # deleted text must not linger in free pages
         return n
+
+    def _vacuum(self, deleted: int) -> None:
+        """Rewrite the file so deleted text does not linger in free pages (needs room for a copy)."""
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")
+        except (sqlite3.Error, OSError) as e:
+            reason = f"disk full ({e})" if self._disk_full(e) else str(e)
+            error = LedgerDiskFullError if self._disk_full(e) else LedgerError
+            raise error(f"deleted {deleted} records from the run ledger at {self.path} but could not compact the "
+                        f"file: {reason}; deleted text may remain in its free pages until the purge is run again "
+                        "with free space (about the ledger's size)") from e
 
     # -- chat sessions -------------------------------------------------------------------
     def session(self, name: str, *, owner: str | None = None) -> dict[str, Any] | None:
@@ -328,7 +405,14 @@ class Ledger:
         """Append messages to a session (creating it), in one transaction (texts masked unless raw_text)."""
         now = utcnow()
         owner = current_owner()
-        with self._lock, self._db:
+        try:
+            self._append_turn(name, model, system, messages, run_id, now, owner)
+        except (sqlite3.Error, OSError) as e:
+            raise self._write_failed(e, f"save chat session {name!r}") from e
+
+    def _append_turn(self, name: str, model: str, system: str | None, messages: list[dict[str, str]],
+                     run_id: int | None, now: str, owner: str | None) -> None:
+        with self._lock, self._transaction():
             self._db.execute(
                 "INSERT INTO chat_sessions(name, model, system, created_at, updated_at, owner) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(name) DO UPDATE SET model=excluded.model, updated_at=excluded.updated_at, "

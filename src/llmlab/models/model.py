@@ -163,8 +163,8 @@ class Model:
                           "truncated_tokens": c.truncated_tokens, "chat_template": c.chat_template,
                           "threads": c.threads},
                 ))
-            except LLMLabError as e:  # a broken ledger must not lose the user's answer
-                log.error("could not record the run: %s", e)
+            except LLMLabError as e:  # a broken ledger (a full disk) must not lose the user's answer
+                log.warning("the answer is returned but was not recorded: %s", e)
         return c
 
     def close(self) -> None:
@@ -196,7 +196,11 @@ def load_model(name: str | None = None, *, backend: str | None = None, settings:
     if ledger is True:
         from ..ledger import recorder
 
-        ledger = recorder(settings)
+        try:
+            ledger = recorder(settings)
+        except LLMLabError as e:  # a full disk must not stop a generation: it runs, unrecorded
+            log.warning("answers of %s will not be recorded: %s", spec.name, e)
+            ledger = None
     elif ledger is False:
         ledger = None
     model = Model(be, spec, settings, ledger=ledger)

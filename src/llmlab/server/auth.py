@@ -36,8 +36,8 @@ async def admin_only(request: Request) -> Principal:
     """FastAPI dependency: 403 unless the caller's key is an admin key."""
     p = await caller(request)
     if not p.is_admin:
-        raise ForbiddenError("this needs an admin key (pulling or loading models, fine-tuning, dropping collections, "
-                             "stopping jobs); yours is a user key")
+        raise ForbiddenError("this needs an admin key (pulling or loading models, fine-tuning, dropping collections); "
+                             "yours is a user key")
     return p
 
 

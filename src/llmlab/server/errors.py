@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (BackendError, BusyError, QueueTimeoutError, ContextOverflowError, InputFileError, InvalidParameterError,
-                      LedgerError, LLMLabError, MissingDependencyError, ModelNotFoundError, RegistryError,
+                      DiskFullError, LedgerError, LLMLabError, MissingDependencyError, ModelNotFoundError, RegistryError,
                       UnsupportedParameterError)
 from ..guard.budget import BudgetExceededError
 from ..jobs import JobNotFoundError
@@ -70,6 +70,7 @@ STATUS: dict[type, int] = {
     RegistryError: 400,
     MissingDependencyError: 501,
     BackendError: 502,
+    DiskFullError: 507,  # Insufficient Storage: the message names the path
     LedgerError: 500,
     LLMLabError: 400,  # the root: an error a user can cause (see llmlab.errors)
 }

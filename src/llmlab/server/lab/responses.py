@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 #: a count or a rounded figure: ``round(0, 4)`` is the int 0, kept as 0 (not 0.0) in the JSON
 Number = Union[int, float]
@@ -57,6 +57,7 @@ class JobInfo(_Out):
 
     id: str
     kind: str
+    owner: str | None = Field(None, description="the id of the key that started it (None: a server without keys)")
     status: str
     params: dict[str, Any]
     created_at: float

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..access import owner_filter
 from ..choices import collection_names, model_names
 from ..feedback import updates, user_errors
 from ..lab import GENERATIONS, Lab
@@ -128,7 +129,7 @@ def watch_job(lab: Lab, job_id: str | None) -> tuple[str, bool]:
     if not job_id:
         return "", False
     try:
-        job = lab.jobs.get(job_id)
+        job = lab.jobs.get(job_id, owner=owner_filter())  # a user key: only a job it started
     except JobNotFoundError as e:
         return f"⚠ {e}", False
     return job_text(job), job.status not in TERMINAL

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..choices import model_names
 from ..feedback import user_errors
-from ..access import require_admin
+from ..access import owner_filter, require_admin
 from ..lab import Lab
 from ..labels import bi, info
 
@@ -125,7 +125,7 @@ def watch(lab: Lab, job_id: str | None) -> tuple[str, Any, str, str, bool]:
     if not job_id:
         return "", loss_frame([]), "", "", False
     try:
-        job = lab.jobs.get(job_id)
+        job = lab.jobs.get(job_id, owner=owner_filter())  # a user key: only a job it started
     except JobNotFoundError as e:  # forgotten (only the newest finished jobs are kept): stop looking
         return "", loss_frame([]), f"⚠ {e}", "", False
     losses = [(p["step"], p["loss"]) for p in loss_points(job)]
@@ -140,8 +140,7 @@ def stop(lab: Lab, job_id: str | None) -> str:
 
     if not job_id:
         raise gr.Error("멈출 학습이 없습니다 · No training to stop")
-    require_admin("멈추기 · Stop")
-    return status_text(lab.jobs.stop(job_id))
+    return status_text(lab.jobs.stop(job_id, owner=owner_filter()))  # a user key: only a job it started
 
 
 @user_errors
