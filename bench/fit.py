@@ -188,6 +188,7 @@ def measure(case: str, args) -> dict:
         cmd += [x for k in ("batch_size", "max_seq_len") if getattr(args, k)
                 for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
         t0 = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=None if args.trace else subprocess.PIPE,
                                 text=True)
         ps = psutil.Process(proc.pid)
@@ -199,7 +200,9 @@ def measure(case: str, args) -> dict:
                 pass
             time.sleep(0.005)
         stdout, stderr = proc.communicate()
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # largest child so far
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ru = usage.ru_maxrss * 1024  # largest child so far
+        cpu = {"user_s": round(usage.ru_utime - cpu0.ru_utime, 1), "sys_s": round(usage.ru_stime - cpu0.ru_stime, 1)}
     seconds = time.perf_counter() - t0
     result = next((json.loads(x[7:]) for x in stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or result is None:
@@ -211,7 +214,8 @@ def measure(case: str, args) -> dict:
     return {**result, "measured_peak_bytes": measured, "measured_peak_gib": round(measured / 2**30, 3),
             "psutil_peak_bytes": peak, "ru_maxrss_bytes": ru, "predicted_gib": None if pred is None else round(pred / 2**30, 3),
             "ratio": None if not pred else round(pred / measured, 3),
-            "within_25pct": None if not pred else abs(pred / measured - 1) <= 0.25, "seconds": round(seconds, 1)}
+            "within_25pct": None if not pred else abs(pred / measured - 1) <= 0.25, "seconds": round(seconds, 1),
+            "cpu": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
