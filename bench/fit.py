@@ -17,11 +17,15 @@ Cases (bundled SmolLM2-135M):
 * ``lora-nogc``: the same with ``--no-gradient-checkpointing`` (the default turns it on when
   the run would need more than 4 GiB without it).
 
+``--batch-size`` and ``--max-seq-len`` run the LoRA cases at another shape (to test the estimate
+beyond the default run), ``--data FILE`` draws the examples from another alpaca JSONL.
+
 Target: every prediction within ±25% of the measured peak (for llama.cpp: of the peak's growth
 over the Python process before loading, which is what its estimate covers). Prints one JSON line per case and a
 summary line; nothing here asserts timing.
 
     python bench/fit.py [--cases lora,infer-hf,infer-llamacpp] [--steps 3] [--examples 64] [--threads 2] [--trace]
+                        [--batch-size 4] [--max-seq-len 512] [--data FILE]
 """
 from __future__ import annotations
 
@@ -73,10 +77,11 @@ def trace(label: str) -> None:
 
 def write_examples(path: Path, n: int) -> str:
     """``n`` alpaca examples: KoAlpaca's first ones, or paragraphs of the bundled Korean article."""
-    if SHARED.exists():  # the longest answers of the first 1,000: every batch reaches max_seq_len
-        pool = SHARED.read_text(encoding="utf-8").splitlines()[:1000]
+    shared = Path(os.environ.get("FIT_BENCH_DATA") or SHARED)
+    if shared.exists():  # the longest answers of the first 1,000: every batch reaches max_seq_len
+        pool = shared.read_text(encoding="utf-8").splitlines()[:1000]
         lines = sorted(pool, key=lambda x: -len(json.loads(x).get("output", "")))[:n]
-        source = str(SHARED)
+        source = str(shared)
     else:
         paras = [p.strip() for p in FALLBACK.read_text(encoding="utf-8").split("\n") if p.strip()]
         lines = [json.dumps({"instruction": "다음 글을 이어 쓰세요: " + paras[i % len(paras)][:40], "input": "",
@@ -103,8 +108,9 @@ def child(case: str, args) -> None:
 
         data = home / "train.jsonl"
         out["data"] = write_examples(data, args.examples)
+        shape = {k: v for k, v in (("batch_size", args.batch_size), ("max_seq_len", args.max_seq_len)) if v}
         config = TrainConfig(train=str(data), base=MODEL, out=str(home / "run"), max_steps=args.steps,
-                             threads=args.threads, save_steps=10_000, device="cpu",
+                             threads=args.threads, **shape, save_steps=10_000, device="cpu",
                              gradient_checkpointing=False if case == "lora-nogc" else None)
         lines: list[str] = []
 
@@ -175,9 +181,14 @@ def measure(case: str, args) -> dict:
                "LLMLAB_HOME": home, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         if args.trace:
             env["FIT_BENCH_TRACE"] = "1"
+        if args.data:
+            env["FIT_BENCH_DATA"] = str(Path(args.data).resolve())
         cmd = [sys.executable, __file__, "--child", case, "--home", home, "--steps", str(args.steps),
                "--examples", str(args.examples), "--threads", str(args.threads), "--gen-tokens", str(args.gen_tokens)]
+        cmd += [x for k in ("batch_size", "max_seq_len") if getattr(args, k)
+                for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
         t0 = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=None if args.trace else subprocess.PIPE,
                                 text=True)
         ps = psutil.Process(proc.pid)
@@ -189,7 +200,9 @@ def measure(case: str, args) -> dict:
                 pass
             time.sleep(0.005)
         stdout, stderr = proc.communicate()
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # largest child so far
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ru = usage.ru_maxrss * 1024  # largest child so far
+        cpu = {"user_s": round(usage.ru_utime - cpu0.ru_utime, 1), "sys_s": round(usage.ru_stime - cpu0.ru_stime, 1)}
     seconds = time.perf_counter() - t0
     result = next((json.loads(x[7:]) for x in stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or result is None:
@@ -201,7 +214,8 @@ def measure(case: str, args) -> dict:
     return {**result, "measured_peak_bytes": measured, "measured_peak_gib": round(measured / 2**30, 3),
             "psutil_peak_bytes": peak, "ru_maxrss_bytes": ru, "predicted_gib": None if pred is None else round(pred / 2**30, 3),
             "ratio": None if not pred else round(pred / measured, 3),
-            "within_25pct": None if not pred else abs(pred / measured - 1) <= 0.25, "seconds": round(seconds, 1)}
+            "within_25pct": None if not pred else abs(pred / measured - 1) <= 0.25, "seconds": round(seconds, 1),
+            "cpu": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gen-tokens", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=None, help="LoRA cases: another batch than the default (4)")
+    ap.add_argument("--max-seq-len", type=int, default=None, help="LoRA cases: another max length than the default (512)")
+    ap.add_argument("--data", default=None, help="alpaca JSONL to draw the examples from (default: ../shared/data/ko_sft)")
     ap.add_argument("--trace", action="store_true", help="print the child's RSS at each phase on stderr")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--home", default=None, help=argparse.SUPPRESS)
@@ -232,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = [r for r in rows if "error" not in r]
     print(json.dumps({"summary": True, "machine_cpus": os.cpu_count(), "threads": args.threads,
                       "load_avg_1m": os.getloadavg()[0], "steps": args.steps, "examples": args.examples,
+                      "batch_size": args.batch_size or 4, "max_seq_len": args.max_seq_len or 512,
                       "all_within_25pct": bool(ok) and all(r["within_25pct"] for r in ok),
                       "errors": [r["case"] for r in rows if "error" in r]}))
     return 0 if len(ok) == len(rows) else 1

@@ -14,7 +14,7 @@ import pytest
 from llmlab.errors import InvalidParameterError, ModelNotFoundError
 from llmlab.models import fit
 from llmlab.models.fit import (GiB, MiB, Machine, ModelShape, activation_bytes, bnb_weight_bytes, count_params,
-                               layer_activation_bytes, loss_bytes,
+                               layer_activation_bytes, loss_bytes, TORCH_TRAIN_OVERHEAD,
                                estimate_fit, estimate_for_shape, gguf_quant_bytes, kv_cache_bytes,
                                llamacpp_compute_bytes, lora_params, machine_resources, shape_from_gguf,
                                shape_from_hf_folder)
@@ -118,14 +118,48 @@ def test_training_bill_has_every_part():
                            batch_size=4, seq_len=256)
     assert r.device == "cpu" and r.fits_gpu is None and r.fits_ram is True
     names = [c.name for c in r.components]
-    assert names == ["weights", "lora_weights", "gradients", "optimizer_states", "activations", "step_workspace",
-                     "logits", "runtime_overhead"]
+    assert names == ["weights", "lora_weights", "gradients", "optimizer_states", "activations", "step_peak",
+                     "runtime_overhead"]
     assert r.component("weights") == 1_000_000 * 4  # a GGUF is dequantized to fp32 for training
     gpu = estimate_for_shape(shape(weight_format="gguf Q4_1", weight_bytes=600_000), train="lora", machine=BIG,
                              batch_size=4, seq_len=256, device="cuda")
-    assert gpu.component("activations") < r.component("activations")  # 16-bit activations on CUDA
-    assert gpu.component("step_workspace") == 0  # a CPU measurement; CUDA is calibrated by bench/gpu_check.py
+    assert [c.name for c in gpu.components][4:6] == ["activations", "logits"]  # CUDA sums both (bench/gpu_check.py)
+    assert gpu.component("step_peak") == 0
     assert "batch 4 × 256" in r.verdict
+
+
+def test_a_cpu_step_peaks_at_the_kept_activations_plus_the_larger_working_set():
+    """Kept activations, plus the loss's vocabulary chunks or one layer's backward pass — never both."""
+    s = shape(weight_format="gguf Q4_1", weight_bytes=600_000, vocab=50_000)  # 4 layers, h 64
+
+    def bill(batch, seq, gc):
+        return estimate_for_shape(s, train="lora", machine=BIG, batch_size=batch, seq_len=seq,
+                                  gradient_checkpointing=gc, device="cpu")
+
+    tokens = 4 * 512
+    layer = layer_activation_bytes(s, tokens, act_bytes=4)
+    ckpt = bill(4, 512, True)
+    assert ckpt.component("activations") == 4 * tokens * 64 * 4  # each layer's input, fp32
+    assert ckpt.component("step_peak") == max(loss_bytes(s, 4, 512), 2 * layer) == loss_bytes(s, 4, 512)
+    plain = bill(4, 512, False)
+    assert plain.component("activations") == 4 * layer  # every layer's saved tensors
+    assert plain.component("step_peak") == loss_bytes(s, 4, 512)
+    # a big batch on a small vocabulary: one layer's recompute + gradients outweigh the loss chunks
+    small_vocab = shape(weight_format="gguf Q4_1", weight_bytes=600_000, vocab=1000)
+    r = estimate_for_shape(small_vocab, train="lora", machine=BIG, batch_size=16, seq_len=512,
+                           gradient_checkpointing=True, device="cpu")
+    assert r.component("step_peak") == 2 * layer_activation_bytes(small_vocab, 16 * 512, act_bytes=4)
+    fixed = 1_000_000 * 4 + lora_params(s) * 16 + TORCH_TRAIN_OVERHEAD  # weights, adapters + grads + AdamW, runtime
+    assert ckpt.total_bytes == fixed + ckpt.component("activations") + ckpt.component("step_peak")
+
+
+def test_bundled_lora_default_is_predicted_under_the_4_gib_budget_with_checkpointing():
+    """The default run (batch 4 × 512) needs checkpointing to stay under 4 GiB, and fits with it."""
+    with_gc = estimate_fit("smollm2-135m", train="lora", batch_size=4, seq_len=512, gradient_checkpointing=True,
+                           device="cpu", machine=BIG)
+    without = estimate_fit("smollm2-135m", train="lora", batch_size=4, seq_len=512, gradient_checkpointing=False,
+                           device="cpu", machine=BIG)
+    assert with_gc.total_bytes < 4 * GiB < without.total_bytes
 
 
 def test_transformers_runtime_for_a_gguf():

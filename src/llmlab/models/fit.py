@@ -15,7 +15,8 @@ from ..errors import InvalidParameterError, ModelNotFoundError
 from . import catalog
 from .catalog import CatalogEntry
 from .hfcache import cached_repo_snapshot
-from .memory import (CUDA_CONTEXT, LLAMACPP_UBATCH, LOAD_IN, TORCH_CPU_OVERHEAD, TRAIN_MODES, Component,  # noqa: F401
+from .memory import (CUDA_CONTEXT, LLAMACPP_UBATCH, LOAD_IN, TORCH_CPU_OVERHEAD, TORCH_TRAIN_OVERHEAD,  # noqa: F401
+                     TRAIN_MODES, Component, backward_workspace_bytes, kept_activation_bytes,
                      FitReport, activation_bytes, bnb_weight_bytes, default_context, estimate_for_shape,
                      gguf_quant_bytes, kv_cache_bytes, layer_activation_bytes, llamacpp_compute_bytes,
                      llamacpp_overhead_bytes, lora_params, loss_bytes)

@@ -39,13 +39,11 @@ CUDA_CONTEXT = 500 * MiB
 #: fraction of a second fp32 copy is alive at the load-time peak (bench/fit.py, bundled model:
 #: 1.20 GiB measured for inference through transformers)
 GGUF_LOAD_TRANSIENT = 0.5
-#: a CPU training step's resident peak, fitted to two runs of bench/fit.py (LoRA of SmolLM2-135M,
-#: batch 4 × 497, 2 threads): 7.31 GiB without gradient checkpointing, 4.98 GiB with it. The
-#: peak comes part-way through the backward pass (about a third of the kept activations are
-#: freed by then: slack 0.68), and the step holds a working set of about 0.9 × every layer's
-#: activations even with checkpointing (freed intermediates glibc keeps; cause not pinned down)
-CPU_ACTIVATION_SLACK = 0.68
-CPU_STEP_WORKSPACE = 0.9
+# A CPU training step's peak is what it keeps across the step (the weights, the adapters'
+# optimizer, the activations autograd saved) plus the larger of two working sets that are never
+# alive together: the loss's vocabulary chunks, or one layer's backward pass. This holds
+# because llmlab's training gives freed blocks back to the system (allocator.py); under glibc's
+# default policy the same run kept ~2 GiB of freed activations resident (bench/fit.py).
 
 #: llmlab's fine-tuning scores the vocabulary this many positions at a time (finetune/lean_loss.py)
 LOSS_CHUNK_TOKENS = 512
@@ -249,6 +247,27 @@ def activation_bytes(shape: ModelShape, batch_size: int, seq_len: int, *, act_by
     return int(kept + layer)
 
 
+def kept_activation_bytes(shape: ModelShape, batch_size: int, seq_len: int, *, act_bytes: int = 2,
+                          gradient_checkpointing: bool = False, mode: str = "lora", lora_dropout: float = 0.05) -> int:
+    """What stays alive from the forward pass to the backward pass: every layer's saved tensors, or
+    with gradient checkpointing only each layer's input (``h·e`` per token and layer)."""
+    tokens = batch_size * seq_len
+    if gradient_checkpointing:
+        return int(shape.n_layers * tokens * shape.hidden * act_bytes)
+    return int(shape.n_layers * layer_activation_bytes(shape, tokens, act_bytes=act_bytes, mode=mode,
+                                                       lora_dropout=lora_dropout))
+
+
+def backward_workspace_bytes(shape: ModelShape, batch_size: int, seq_len: int, *, act_bytes: int = 2,
+                             gradient_checkpointing: bool = False, mode: str = "lora",
+                             lora_dropout: float = 0.05) -> int:
+    """One layer's backward pass on top of the kept activations: the gradients of its activations,
+    and with gradient checkpointing also its recomputed activations (two layers' worth)."""
+    layer = layer_activation_bytes(shape, batch_size * seq_len, act_bytes=act_bytes, mode=mode,
+                                   lora_dropout=lora_dropout)
+    return int(2 * layer if gradient_checkpointing else layer)
+
+
 def loss_bytes(shape: ModelShape, batch_size: int, seq_len: int, chunk_tokens: int = LOSS_CHUNK_TOKENS) -> int:
     """The loss over the vocabulary, as llmlab's fine-tuning computes it (finetune/lean_loss.py).
 
@@ -448,19 +467,32 @@ def _estimate_training(shape: ModelShape, mode: str, machine: Machine, *, batch_
         comps.append(Component("optimizer_states", trainable * 8, "AdamW m and v in fp32"))
         assumptions.append(f"LoRA rank {lora_rank} on every attention and MLP matrix, dropout {lora_dropout}")
     act_el = 4 if device == "cpu" else 2
-    act = activation_bytes(shape, batch_size, seq_len, act_bytes=act_el, gradient_checkpointing=gradient_checkpointing,
-                           mode=mode, lora_dropout=lora_dropout)
-    slack = CPU_ACTIVATION_SLACK if device == "cpu" else 1.0
-    comps.append(Component("activations", int(act * slack),
-                           f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"
-                           + (f", × {slack}: the peak is part-way through the backward pass" if slack != 1.0 else "")))
+    loss = loss_bytes(shape, batch_size, seq_len)
+    loss_note = f"loss in chunks of ≤{LOSS_CHUNK_TOKENS} positions × {shape.vocab:,} vocabulary (fp32)"
     if device == "cpu":
-        layer = layer_activation_bytes(shape, batch_size * seq_len, act_bytes=act_el, mode=mode, lora_dropout=lora_dropout)
-        comps.append(Component("step_workspace", int(CPU_STEP_WORKSPACE * shape.n_layers * layer),
-                               f"{CPU_STEP_WORKSPACE} × every layer's activations, resident even with checkpointing "
-                               "(measured on the CPU)"))
-    comps.append(Component("logits", loss_bytes(shape, batch_size, seq_len),
-                           f"loss in chunks of ≤{LOSS_CHUNK_TOKENS} positions × {shape.vocab:,} vocabulary (fp32)"))
+        kept = kept_activation_bytes(shape, batch_size, seq_len, act_bytes=act_el,
+                                     gradient_checkpointing=gradient_checkpointing, mode=mode, lora_dropout=lora_dropout)
+        backward = backward_workspace_bytes(shape, batch_size, seq_len, act_bytes=act_el,
+                                            gradient_checkpointing=gradient_checkpointing, mode=mode,
+                                            lora_dropout=lora_dropout)
+        comps.append(Component("activations", kept,
+                               f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations kept for the backward "
+                               "pass" + (" (each layer's input only: gradient checkpointing)" if gradient_checkpointing
+                                         else "")))
+        if loss >= backward:
+            comps.append(Component("step_peak", loss, loss_note + "; larger than one layer's backward pass "
+                                   f"({gib(backward)} GiB), which is never alive at the same time"))
+        else:
+            comps.append(Component("step_peak", backward, "one layer's backward pass ("
+                                   + ("recomputed activations and their gradients" if gradient_checkpointing
+                                      else "its activations' gradients")
+                                   + f"); larger than the loss's vocabulary chunks ({gib(loss)} GiB), never alive "
+                                   "at the same time"))
+    else:
+        act = activation_bytes(shape, batch_size, seq_len, act_bytes=act_el,
+                               gradient_checkpointing=gradient_checkpointing, mode=mode, lora_dropout=lora_dropout)
+        comps.append(Component("activations", act, f"batch {batch_size} × {seq_len} tokens, {act_el}-byte activations"))
+        comps.append(Component("logits", loss, loss_note))
     comps.append(_runtime_overhead(device, training=True))
     total = sum(c.bytes for c in comps)
     fits_gpu = None if machine.gpu_total is None else total <= (machine.gpu_free or machine.gpu_total)
