@@ -54,6 +54,13 @@ class SlotEngine(Protocol):
         (valid until the next call that evaluates anything)."""
         ...
 
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """:meth:`step` for ``entries`` and :meth:`prefill` for ``items`` (other slots) in as few
+        batched calls as the engine allows: (the step's logits, the prompts' logits). On failure
+        nothing is appended for ``entries``, every slot of ``items`` is left empty, and the error raised."""
+        ...
+
     def drop(self, slot: int) -> None:
         """Forget everything cached in ``slot``."""
         ...

@@ -154,10 +154,10 @@ class LlamaCppEngine:
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])
 
-    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
-        """Evaluate several prompts in shared batches of up to ``n_batch`` tokens (one matrix
-        product for all of them instead of one per prompt), reusing each slot's cached prefix."""
-        pending: list[tuple[int, int, int, bool]] = []  # (token, pos, slot, last of its prompt)
+    def _prompt_entries(self, items: list[tuple[int, list[int]]]) -> list[tuple[int, int, int, bool]]:
+        """What evaluating each prompt in its slot takes, reusing the slot's cached prefix:
+        (token, pos, slot, last of its prompt) entries; the slots are cut back to that prefix."""
+        pending: list[tuple[int, int, int, bool]] = []
         for slot, ids in items:
             if not ids:
                 raise InvalidParameterError("the prompt is empty")
@@ -167,6 +167,12 @@ class LlamaCppEngine:
                 p = 0
             self._tokens[slot] = ids[:p]
             pending += [(t, j, slot, j == len(ids) - 1) for j, t in enumerate(ids[p:], start=p)]
+        return pending
+
+    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
+        """Evaluate several prompts in shared batches of up to ``n_batch`` tokens (one matrix
+        product for all of them instead of one per prompt), reusing each slot's cached prefix."""
+        pending = self._prompt_entries(items)
         out: dict[int, np.ndarray] = {}
         try:
             for start in range(0, len(pending), self.n_batch):
@@ -182,6 +188,38 @@ class LlamaCppEngine:
         for slot, ids in items:
             self._tokens[slot] = list(ids)
         return [out[slot] for slot, _ in items]
+
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The running sequences' next tokens and new prompts in one ``llama_decode`` (as
+        llama-server mixes a new prompt into the decoding slots' batch), when they fit in
+        ``n_batch``; else the prompts first, then the step."""
+        try:
+            pending = self._prompt_entries(items)
+        except BackendError:
+            for slot, _ in items:
+                self.drop(slot)
+            raise
+        if len(entries) + len(pending) > self.n_batch:  # the slots now hold their reusable prefixes
+            firsts = self.prefill(items)
+            return self.step(entries), firsts
+        batch = [(tok, len(self._tokens[slot]), slot, True) for slot, tok in entries] + pending
+        try:
+            self._decode(batch)
+        except BackendError:
+            for slot, _ in items:
+                self.drop(slot)
+            raise
+        for slot, tok in entries:
+            self._tokens[slot].append(tok)
+        for slot, ids in items:
+            self._tokens[slot] = list(ids)
+        # outputs come in batch order: the step's rows first, then each prompt's last token
+        n_out = len(entries) + len(items)
+        block = np.ctypeslib.as_array(self.lc.llama_get_logits(self.ctx), shape=(n_out, self.n_vocab))
+        rows = {slot: k for k, slot in enumerate(s for _, _, s, last in pending if last)}
+        firsts = [np.array(block[len(entries) + rows[slot]], copy=True) for slot, _ in items]
+        return list(block[: len(entries)]), firsts
 
     def fork(self, src: int, dst: int) -> None:
         self.lc.llama_memory_seq_rm(self.mem, dst, -1, -1)

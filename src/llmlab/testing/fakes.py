@@ -81,6 +81,11 @@ class _FakeEngine:
             out.append(self._logits(slot))
         return out
 
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        firsts = self.prefill(items)  # may fail before anything is appended for entries
+        return self.step(entries), firsts
+
     def drop(self, slot: int) -> None:
         self._tokens[slot] = []
 
