@@ -265,3 +265,27 @@ def test_min_new_tokens_holds_back_the_end_token():
     c = m.generate("p", max_new_tokens=20, min_new_tokens=9, temperature=0)
     assert c.usage.completion_tokens >= 9 and c.text.startswith("hi")
     m.close()
+
+
+def test_a_request_arriving_during_decoding_is_evaluated_with_the_running_step():
+    """An arrival does not cost the running streams a separate evaluation: its prompt goes into
+    the same batched call as their next tokens (step_and_prefill), and both get what they get alone."""
+    m = fake(delay_s=0.05)
+    eng = m.backend.engine
+    calls = []
+    real = eng.step_and_prefill
+
+    def spy(entries, items):
+        calls.append((len(entries), len(items)))
+        return real(entries, items)
+
+    eng.step_and_prefill = spy
+    first = m.stream("keep the loop busy", max_new_tokens=60, temperature=0)
+    it = iter(first)
+    next(it)
+    late = m.generate("a late arrival", max_new_tokens=5, temperature=0).text
+    rest = "".join(d.text for d in it)
+    assert calls and all(n_entries >= 1 and n_items >= 1 for n_entries, n_items in calls), calls
+    alone = fake()
+    assert late == alone.generate("a late arrival", max_new_tokens=5, temperature=0).text
+    assert rest and first.completion.sequences[0].completion_tokens == 60
