@@ -169,3 +169,35 @@ def test_a_prompt_evaluated_with_a_step_gets_the_logits_of_separate_calls():
         assert len(eng.step([(2, int(np.argmax(firsts[0])))])) == 1 and eng.cached_len(2) == len(new) + 1
     finally:
         eng.close()
+
+
+def test_a_prompt_starts_from_another_slots_cached_prefix():
+    """A new prompt in an empty slot takes the start it shares with another slot's cache (a system
+    prompt, say) from that slot instead of evaluating it again, and gets the same logits."""
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path("smollm2-135m")), n_ctx=1024, threads=1, n_slots=4)
+    try:
+        system = "You are a helpful assistant who answers in one short sentence. "
+        a = eng.tokenize(system + "What is the capital of France?", True)
+        b = eng.tokenize(system + "Name a large animal that lives in the sea.", True)
+        common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        assert common > 5
+        alone = eng.prefill([(3, b)])[0]
+        eng.drop(3)
+        eng.prefill([(0, a)])
+        before, shared_before = eng.evaluated, eng.shared
+        got = eng.prefill([(1, b)])[0]
+        assert eng.shared - shared_before == common
+        assert eng.evaluated - before == len(b) - common
+        assert int(np.argmax(got)) == int(np.argmax(alone))
+        assert np.allclose(got, alone, atol=0.05 * float(np.abs(alone).max()))
+        # the donor is untouched: it continues as before, and dropping it leaves the copy intact
+        eng.drop(0)
+        nxt = eng.step([(1, int(np.argmax(got)))])[0]
+        assert np.isfinite(nxt).all() and eng.cached_len(1) == len(b) + 1
+    finally:
+        eng.close()
