@@ -38,16 +38,6 @@ MODEL = "smollm2-135m"
 MIXED = [16, 128, 32, 64, 16, 128, 32, 64]  # the mixed-length round's max_tokens, one per client
 
 
-def load_peers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("llmlab_bench_peers", HERE / "peers.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -284,7 +274,7 @@ def main() -> None:
         threads = choose().threads
     report["threads"] = threads
     if not args.skip_peers and "llama-server" in servers:
-        peers = load_peers()
+        import peers  # bench/peers.py: this script's folder is the first entry of sys.path
         try:
             exe = peers.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_server"]
             row, _ = bench_server("llama-server", llama_server_cmd(exe, free_port(), threads, gguf), "/health", args,
