@@ -289,3 +289,26 @@ def test_a_request_arriving_during_decoding_is_evaluated_with_the_running_step()
     alone = fake()
     assert late == alone.generate("a late arrival", max_new_tokens=5, temperature=0).text
     assert rest and first.completion.sequences[0].completion_tokens == 60
+
+
+def test_a_prompt_sharing_only_a_start_takes_an_empty_slot_when_the_engine_shares_prefixes():
+    """With an engine that starts any prompt from the longest prefix cached in any slot, a new
+    conversation that shares only a system prompt with a cached one goes to an empty slot, so the
+    cached conversation stays whole for its next turn."""
+    m = fake()
+    eng = m.backend.engine
+    eng.shares_prefixes = True
+    system = "You are a helpful assistant. "
+    m.generate(system + "first conversation", max_new_tokens=3, temperature=0)
+    held = [s for s in range(eng.n_slots) if eng.cached_len(s)]
+    assert len(held) == 1
+    before = list(eng._tokens[held[0]])
+    m.generate(system + "another conversation", max_new_tokens=3, temperature=0)
+    assert eng._tokens[held[0]] == before  # not overwritten
+    assert len([s for s in range(eng.n_slots) if eng.cached_len(s)]) == 2
+    # without prefix sharing the slot with the longer own prefix is still the one reused
+    m2 = fake()
+    e2 = m2.backend.engine
+    m2.generate(system + "first conversation", max_new_tokens=3, temperature=0)
+    m2.generate(system + "another conversation", max_new_tokens=3, temperature=0)
+    assert len([s for s in range(e2.n_slots) if e2.cached_len(s)]) == 1

@@ -256,8 +256,14 @@ class Scheduler:
                 n = req.state.n
                 if len(self._free) < n:
                     break
-                cached = {s: self.engine.prefix_len(s, req.state.prompt_ids) for s in self._free}
-                slot = max(cached, key=cached.__getitem__)  # the longest cached prefix of this prompt
+                ids = req.state.prompt_ids
+                cached = {s: self.engine.prefix_len(s, ids) for s in self._free}
+                if self.engine.shares_prefixes:  # any free slot can start from the longest prefix cached anywhere
+                    anywhere = max(self.engine.prefix_len(s, ids) for s in range(self.engine.n_slots))
+                    cached = {s: max(c, anywhere) for s, c in cached.items()}
+                # the longest prefix of this prompt; among equals the slot that holds the least, so the
+                # caches of other conversations (a system prompt shares only their start) are kept
+                slot = max(cached, key=lambda s: (cached[s], -self.engine.cached_len(s)))
                 cost = len(req.state.prompt_ids) - cached[slot]
                 if admitted and cost > budget:
                     break  # the rest waits for the next step, so running streams do not stall

@@ -28,6 +28,8 @@ class SlotEngine(Protocol):
 
     n_ctx: int  # cells of the KV cache, shared by all slots
     n_slots: int
+    #: a prompt evaluated in a slot reuses the longest start of it cached in *any* slot (not only its own)
+    shares_prefixes: bool
 
     def is_eog(self, token: int) -> bool: ...
 

@@ -57,6 +57,8 @@ class LlamaCppEngine:
     way (a growing chat) only evaluates its new tokens.
     """
 
+    shares_prefixes = True  # _shared_prefix: a prompt starts from the longest start any slot holds
+
     def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False,
                  n_slots: int = MAX_SEQS):
         lc = self.lc = _import_llama_cpp()

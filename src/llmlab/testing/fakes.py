@@ -34,6 +34,8 @@ FAKE_TEMPLATE = (
 class _FakeEngine:
     """The fake's SlotEngine: logits from a script or from a hash of the context."""
 
+    shares_prefixes = False  # a slot reuses only what it holds itself
+
     def __init__(self, context_length: int, delay_s: float, n_slots: int = 8):
         self.n_slots = n_slots
         self.n_ctx = context_length
