@@ -257,13 +257,14 @@ class Scheduler:
                 if len(self._free) < n:
                     break
                 ids = req.state.prompt_ids
-                cached = {s: self.engine.prefix_len(s, ids) for s in self._free}
+                own = {s: self.engine.prefix_len(s, ids) for s in self._free}
+                cached = own
                 if self.engine.shares_prefixes:  # any free slot can start from the longest prefix cached anywhere
                     anywhere = max(self.engine.prefix_len(s, ids) for s in range(self.engine.n_slots))
-                    cached = {s: max(c, anywhere) for s, c in cached.items()}
-                # the longest prefix of this prompt; among equals the slot that holds the least, so the
-                # caches of other conversations (a system prompt shares only their start) are kept
-                slot = max(cached, key=lambda s: (cached[s], -self.engine.cached_len(s)))
+                    cached = {s: max(c, anywhere) for s, c in own.items()}
+                # the longest prefix of this prompt; among equals the slot whose cache loses the fewest tokens
+                # beyond it, so other conversations (that share only a system prompt) keep theirs
+                slot = max(cached, key=lambda s: (cached[s], own[s] - self.engine.cached_len(s)))
                 cost = len(req.state.prompt_ids) - cached[slot]
                 if admitted and cost > budget:
                     break  # the rest waits for the next step, so running streams do not stall
