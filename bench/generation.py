@@ -18,7 +18,6 @@ without a compiler or cmake its rows are skipped with a note.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -34,15 +33,6 @@ PROMPT = "Once upon a time, in a small village by the sea, there lived"
 LONG_PROMPT = ("The old lighthouse keeper climbed the spiral stairs every evening at dusk, carrying a lantern, "
                "a notebook and a flask of tea. From the top he watched the fishing boats return, counted the gulls, "
                "and wrote down the colour of the sea. One night, a ship he had never seen before appeared")
-
-
-def load_peers():
-    """bench/peers.py as a module (by file path: bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("llmlab_bench_peers", HERE / "peers.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _burn() -> None:  # pragma: no cover - runs in a child process
@@ -235,7 +225,7 @@ def run(a: argparse.Namespace) -> dict:
     if a.skip_peers:
         res["notes"].append("llama-bench rows skipped (--skip-peers)")
     else:
-        peers_mod = load_peers()
+        import peers as peers_mod  # bench/peers.py: this script's folder is on sys.path
         try:
             exe = peers_mod.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_bench"]
         except peers_mod.PeerBuildError as e:

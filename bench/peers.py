@@ -9,7 +9,8 @@ goes to a cache folder outside the repository and is reused on later runs:
     python bench/peers.py build [--json]     # build once (~10 min on 2 cores), print the paths
     python bench/peers.py where [--json]     # print the paths of an existing build, build nothing
 
-Other scripts import it by file path and call `ensure_built()`; a missing compiler, cmake or
+The benches beside it `import peers` (a script's folder is first on sys.path), tests/remote
+loads it by file path; both call `ensure_built()`: a missing compiler, cmake or
 source raises `PeerBuildError` naming what is missing, so a bench can skip its peer rows.
 """
 from __future__ import annotations

@@ -38,16 +38,6 @@ MODEL = "smollm2-135m"
 MIXED = [16, 128, 32, 64, 16, 128, 32, 64]  # the mixed-length round's max_tokens, one per client
 
 
-def load_peers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("llmlab_bench_peers", HERE / "peers.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,6 +110,24 @@ EXTRA: dict = {}
 
 
 async def one_client(client, i: int, new_tokens: int) -> dict:
+    """One streamed request; sent again once if the server dropped the connection before answering
+    (a kept-alive connection it had closed: seen with llama-server), timed from the retry."""
+    import httpx
+
+    try:
+        return await _one_client(client, i, new_tokens)
+    except httpx.RemoteProtocolError as e:
+        if "without sending a response" not in str(e):
+            raise
+        RETRIED.append(i)
+        return await _one_client(client, i, new_tokens)
+
+
+#: requests sent again after a dropped connection (reported in the JSON as retried_requests)
+RETRIED: list[int] = []
+
+
+async def _one_client(client, i: int, new_tokens: int) -> dict:
     body = {**EXTRA, "model": MODEL, "stream": True, "max_tokens": new_tokens, "temperature": 0,
             "ignore_eos": True, "min_tokens": new_tokens,  # fixed-length outputs (llmlab, llama-server / the binding)
             "stream_options": {"include_usage": True},
@@ -229,7 +237,9 @@ def bench_server(name: str, cmd: list[str], ready_path: str, args, clients: list
         try:
             ready = wait_ready(url, proc, ready_path)
             print(f"bench: {name} ready on {url}", file=sys.stderr)
-            row = {"server": name, "results": asyncio.run(measure(url, clients, args.rounds, args.new_tokens))}
+            RETRIED.clear()
+            row = {"server": name, "results": asyncio.run(measure(url, clients, args.rounds, args.new_tokens)),
+                   "retried_requests": len(RETRIED)}
             if name == "llmlab":  # the thread count (and why) llmlab chose
                 import httpx
 
@@ -284,7 +294,7 @@ def main() -> None:
         threads = choose().threads
     report["threads"] = threads
     if not args.skip_peers and "llama-server" in servers:
-        peers = load_peers()
+        import peers  # bench/peers.py: this script's folder is the first entry of sys.path
         try:
             exe = peers.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_server"]
             row, _ = bench_server("llama-server", llama_server_cmd(exe, free_port(), threads, gguf), "/health", args,

@@ -265,3 +265,50 @@ def test_min_new_tokens_holds_back_the_end_token():
     c = m.generate("p", max_new_tokens=20, min_new_tokens=9, temperature=0)
     assert c.usage.completion_tokens >= 9 and c.text.startswith("hi")
     m.close()
+
+
+def test_a_request_arriving_during_decoding_is_evaluated_with_the_running_step():
+    """An arrival does not cost the running streams a separate evaluation: its prompt goes into
+    the same batched call as their next tokens (step_and_prefill), and both get what they get alone."""
+    m = fake(delay_s=0.05)
+    eng = m.backend.engine
+    calls = []
+    real = eng.step_and_prefill
+
+    def spy(entries, items):
+        calls.append((len(entries), len(items)))
+        return real(entries, items)
+
+    eng.step_and_prefill = spy
+    first = m.stream("keep the loop busy", max_new_tokens=60, temperature=0)
+    it = iter(first)
+    next(it)
+    late = m.generate("a late arrival", max_new_tokens=5, temperature=0).text
+    rest = "".join(d.text for d in it)
+    assert calls and all(n_entries >= 1 and n_items >= 1 for n_entries, n_items in calls), calls
+    alone = fake()
+    assert late == alone.generate("a late arrival", max_new_tokens=5, temperature=0).text
+    assert rest and first.completion.sequences[0].completion_tokens == 60
+
+
+def test_a_prompt_sharing_only_a_start_takes_an_empty_slot_when_the_engine_shares_prefixes():
+    """With an engine that starts any prompt from the longest prefix cached in any slot, a new
+    conversation that shares only a system prompt with a cached one goes to an empty slot, so the
+    cached conversation stays whole for its next turn."""
+    m = fake()
+    eng = m.backend.engine
+    eng.shares_prefixes = True
+    system = "You are a helpful assistant. "
+    m.generate(system + "first conversation", max_new_tokens=3, temperature=0)
+    held = [s for s in range(eng.n_slots) if eng.cached_len(s)]
+    assert len(held) == 1
+    before = list(eng._tokens[held[0]])
+    m.generate(system + "another conversation", max_new_tokens=3, temperature=0)
+    assert eng._tokens[held[0]] == before  # not overwritten
+    assert len([s for s in range(eng.n_slots) if eng.cached_len(s)]) == 2
+    # without prefix sharing the slot with the longer own prefix is still the one reused
+    m2 = fake()
+    e2 = m2.backend.engine
+    m2.generate(system + "first conversation", max_new_tokens=3, temperature=0)
+    m2.generate(system + "another conversation", max_new_tokens=3, temperature=0)
+    assert len([s for s in range(e2.n_slots) if e2.cached_len(s)]) == 1

@@ -138,3 +138,66 @@ def test_prompts_prefilled_together_get_the_logits_they_get_alone():
         assert len(nxt) == 4 and all(eng.cached_len(i) == len(p) + 1 for i, p in enumerate(prompts))
     finally:
         eng.close()
+
+
+def test_a_prompt_evaluated_with_a_step_gets_the_logits_of_separate_calls():
+    """step_and_prefill: running sequences' next tokens and a new prompt in one llama_decode give
+    what a step and a prefill give apart (the path the scheduler takes when a request arrives)."""
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path("smollm2-135m")), n_ctx=1024, threads=1, n_slots=4)
+    try:
+        running = [eng.tokenize(t, True) for t in ("The capital of France is", "1, 2, 3, 4, 5,")]
+        new = eng.tokenize("Once upon a time, in a small village by the sea", True)
+        toks = [int(np.argmax(lg)) for lg in eng.prefill([(0, running[0]), (1, running[1])])]
+        apart_step = [np.array(x, copy=True) for x in eng.step([(0, toks[0]), (1, toks[1])])]
+        apart_first = eng.prefill([(2, new)])[0]
+        for s in range(3):
+            eng.drop(s)
+        toks = [int(np.argmax(lg)) for lg in eng.prefill([(0, running[0]), (1, running[1])])]
+        before = eng.evaluated
+        step, firsts = eng.step_and_prefill([(0, toks[0]), (1, toks[1])], [(2, new)])
+        assert eng.evaluated - before == 2 + len(new)  # one call: two step tokens and the whole prompt
+        for a, b in zip(apart_step + [apart_first], list(step) + firsts):
+            assert int(np.argmax(a)) == int(np.argmax(b))
+            assert np.allclose(a, b, atol=0.05 * float(np.abs(a).max()))
+        assert [eng.cached_len(s) for s in range(3)] == [len(running[0]) + 1, len(running[1]) + 1, len(new)]
+        # the new slot continues like any other
+        assert len(eng.step([(2, int(np.argmax(firsts[0])))])) == 1 and eng.cached_len(2) == len(new) + 1
+    finally:
+        eng.close()
+
+
+def test_a_prompt_starts_from_another_slots_cached_prefix():
+    """A new prompt in an empty slot takes the start it shares with another slot's cache (a system
+    prompt, say) from that slot instead of evaluating it again, and gets the same logits."""
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path("smollm2-135m")), n_ctx=1024, threads=1, n_slots=4)
+    try:
+        system = "You are a helpful assistant who answers in one short sentence. "
+        a = eng.tokenize(system + "What is the capital of France?", True)
+        b = eng.tokenize(system + "Name a large animal that lives in the sea.", True)
+        common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        assert common > 5
+        alone = eng.prefill([(3, b)])[0]
+        eng.drop(3)
+        eng.prefill([(0, a)])
+        before, shared_before = eng.evaluated, eng.shared
+        got = eng.prefill([(1, b)])[0]
+        assert eng.shared - shared_before == common
+        assert eng.evaluated - before == len(b) - common
+        assert int(np.argmax(got)) == int(np.argmax(alone))
+        assert np.allclose(got, alone, atol=0.05 * float(np.abs(alone).max()))
+        # the donor is untouched: it continues as before, and dropping it leaves the copy intact
+        eng.drop(0)
+        nxt = eng.step([(1, int(np.argmax(got)))])[0]
+        assert np.isfinite(nxt).all() and eng.cached_len(1) == len(b) + 1
+    finally:
+        eng.close()

@@ -131,3 +131,55 @@ def test_client_disconnect_stops_a_non_streaming_generation(path, body):
         # the server goes on answering: a short request on the same model still works
         r = httpx.post(f"{url}{path}", json={"model": "m", "max_tokens": 3, **body}, timeout=30)
         assert r.status_code == 200, r.text
+
+
+def test_async_stream_hands_over_what_piled_up_in_one_batch_and_errors_after_the_items():
+    """One worker pumps the whole stream: pieces produced while the reader was busy come together
+    (one SSE write for all of them), an error raised by the stream arrives after the pieces before it,
+    and close() stops a stream the worker is blocked in once its running step returns."""
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    from llmlab.server.streaming import AsyncStream
+
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+
+    def pieces():
+        yield from ["a", "b", "c"]
+        raise ValueError("boom")
+
+    async def batches():
+        s = AsyncStream(pieces(), pool)
+        first = await s.next()
+        await asyncio.sleep(0.2)  # the worker runs ahead meanwhile
+        rest = await s.next_batch()
+        with pytest.raises(ValueError, match="boom"):
+            await s.next_batch()
+        return first, rest, await s.next_batch()
+
+    assert asyncio.run(batches()) == ("a", ["b", "c"], [])
+
+    release, closed = threading.Event(), threading.Event()
+
+    class Blocking:
+        def __iter__(self):
+            yield "x"
+            release.wait(5)  # a decode step in progress
+            yield "y"
+            yield "z"
+
+        def close(self):
+            closed.set()
+
+    async def closing():
+        s = AsyncStream(Blocking(), pool)
+        assert await s.next() == "x"
+        s.close()
+        assert not closed.is_set()  # the worker is inside the stream: it closes it after the step
+        release.set()
+        await asyncio.get_running_loop().run_in_executor(None, closed.wait, 5)
+        return closed.is_set(), await s.next()
+
+    assert asyncio.run(closing()) == (True, None)
+    pool.shutdown()

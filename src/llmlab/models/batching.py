@@ -202,11 +202,14 @@ class Scheduler:
                 continue
             entries += [(req.slots[i], tok) for i, tok in pending]
             stepping.append((req, len(pending)))
-        # 2. admit waiting requests while there is room (their prompts are evaluated now)
-        self._admit()
+        # 2. admit waiting requests while there is room; their prompts are evaluated in the same batch
+        #    as the running sequences' next tokens (3.), so an arrival costs the running streams no
+        #    extra llama_decode call and waits for no step boundary beyond this one
+        logits = self._admit(entries)
         # 3. one batched evaluation for every sequence that continues
         if entries:
-            logits = self.engine.step(entries)
+            if logits is None:
+                logits = self.engine.step(entries)
             k = 0
             for req, n in stepping:
                 req.logits = logits[k : k + n]
@@ -234,9 +237,11 @@ class Scheduler:
                 keep.append(req)
         self._waiting = keep
 
-    def _admit(self) -> None:
+    def _admit(self, entries: list[tuple[int, int]]) -> list[np.ndarray] | None:
         """Admit waiting requests first-in, first-out while slots, KV cells and this step's
-        prefill budget last, then evaluate all their prompts together in one batched prefill."""
+        prefill budget last, then evaluate all their prompts together in one batched prefill —
+        with ``entries`` (the running sequences' next tokens) when there are any: then the
+        logits of ``entries`` are returned, else None (nothing evaluated for them)."""
         with self._cv:
             self._expire()
         admitted: list[_Request] = []
@@ -251,8 +256,15 @@ class Scheduler:
                 n = req.state.n
                 if len(self._free) < n:
                     break
-                cached = {s: self.engine.prefix_len(s, req.state.prompt_ids) for s in self._free}
-                slot = max(cached, key=cached.__getitem__)  # the longest cached prefix of this prompt
+                ids = req.state.prompt_ids
+                own = {s: self.engine.prefix_len(s, ids) for s in self._free}
+                cached = own
+                if self.engine.shares_prefixes:  # any free slot can start from the longest prefix cached anywhere
+                    anywhere = max(self.engine.prefix_len(s, ids) for s in range(self.engine.n_slots))
+                    cached = {s: max(c, anywhere) for s, c in own.items()}
+                # the longest prefix of this prompt; among equals the slot whose cache loses the fewest tokens
+                # beyond it, so other conversations (that share only a system prompt) keep theirs
+                slot = max(cached, key=lambda s: (cached[s], own[s] - self.engine.cached_len(s)))
                 cost = len(req.state.prompt_ids) - cached[slot]
                 if admitted and cost > budget:
                     break  # the rest waits for the next step, so running streams do not stall
@@ -278,11 +290,17 @@ class Scheduler:
             admitted.append(req)
             self._active.append(req)  # counts its cells while later requests are considered
         if not admitted:
-            return
+            return None
         items = [(req.slots[0], req.state.prompt_ids) for req in admitted]
+        logits: list[np.ndarray] | None = None
         try:
-            firsts: list[np.ndarray | LLMLabError] = list(self.engine.prefill(items))
+            if entries:
+                logits, prompt_logits = self.engine.step_and_prefill(entries, items)
+            else:
+                prompt_logits = self.engine.prefill(items)
+            firsts: list[np.ndarray | LLMLabError] = list(prompt_logits)
         except LLMLabError as e:  # one bad prompt must not fail the others: evaluate them one by one
+            # (a failed call evaluated nothing for ``entries``: the caller steps them alone)
             firsts = [e] if len(items) == 1 else [self._prefill_one(item) for item in items]
         for req, first in zip(admitted, firsts):
             if isinstance(first, LLMLabError):
@@ -292,6 +310,7 @@ class Scheduler:
             for s in req.slots[1:]:  # num_return_sequences > 1: the others share the prompt's cells
                 self.engine.fork(req.slots[0], s)
             req.logits = [first] * req.state.n
+        return logits
 
     def _prefill_one(self, item: tuple[int, list[int]]) -> np.ndarray | LLMLabError:
         try:

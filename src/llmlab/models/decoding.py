@@ -28,6 +28,8 @@ class SlotEngine(Protocol):
 
     n_ctx: int  # cells of the KV cache, shared by all slots
     n_slots: int
+    #: a prompt evaluated in a slot reuses the longest start of it cached in *any* slot (not only its own)
+    shares_prefixes: bool
 
     def is_eog(self, token: int) -> bool: ...
 
@@ -52,6 +54,13 @@ class SlotEngine(Protocol):
     def step(self, entries: list[tuple[int, int]]) -> list[np.ndarray]:
         """Append ``token`` to ``slot`` for each (slot, token), in one batch; their logits
         (valid until the next call that evaluates anything)."""
+        ...
+
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """:meth:`step` for ``entries`` and :meth:`prefill` for ``items`` (other slots) in as few
+        batched calls as the engine allows: (the step's logits, the prompts' logits). On failure
+        nothing is appended for ``entries``, every slot of ``items`` is left empty, and the error raised."""
         ...
 
     def drop(self, slot: int) -> None:

@@ -57,6 +57,8 @@ class LlamaCppEngine:
     way (a growing chat) only evaluates its new tokens.
     """
 
+    shares_prefixes = True  # _shared_prefix: a prompt starts from the longest start any slot holds
+
     def __init__(self, path: str, *, n_ctx: int | None, threads: int, n_batch: int = 512, verbose: bool = False,
                  n_slots: int = MAX_SEQS):
         lc = self.lc = _import_llama_cpp()
@@ -73,7 +75,10 @@ class LlamaCppEngine:
         cparams.n_batch = min(n_batch, n_ctx)
         cparams.n_ubatch = min(n_batch, n_ctx)
         cparams.n_seq_max = n_slots
-        cparams.kv_unified = True  # sequences share the window: a forked prompt is stored once
+        # sequences share the window: a forked prompt, or a start of a prompt that another slot already
+        # holds (_shared_prefix), is stored once, and a request may use all n_ctx cells. Measured against
+        # one KV stream per slot (llama-server's default), 8 sequences decode equally fast (docs/server.md).
+        cparams.kv_unified = True
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
@@ -86,6 +91,7 @@ class LlamaCppEngine:
         self.threads = threads
         self.n_slots = n_slots
         self.evaluated = 0  # tokens evaluated so far (prefix reuse shows as fewer)
+        self.shared = 0  # prompt tokens taken from another slot's cache instead of evaluated
         self._batch = lc.llama_batch_init(max(self.n_batch, n_slots), 0, n_slots)
         self._pieces: dict[int, bytes] = {}
         self._tokens: list[list[int]] = [[] for _ in range(n_slots)]  # what each slot holds in the KV cache
@@ -154,19 +160,45 @@ class LlamaCppEngine:
     def cached_len(self, slot: int) -> int:
         return len(self._tokens[slot])
 
-    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
-        """Evaluate several prompts in shared batches of up to ``n_batch`` tokens (one matrix
-        product for all of them instead of one per prompt), reusing each slot's cached prefix."""
-        pending: list[tuple[int, int, int, bool]] = []  # (token, pos, slot, last of its prompt)
+    def _prompt_entries(self, items: list[tuple[int, list[int]]]) -> list[tuple[int, int, int, bool]]:
+        """What evaluating each prompt in its slot takes, reusing the slot's cached prefix:
+        (token, pos, slot, last of its prompt) entries; the slots are cut back to that prefix."""
+        pending: list[tuple[int, int, int, bool]] = []
+        targets = {slot for slot, _ in items}
         for slot, ids in items:
             if not ids:
                 raise InvalidParameterError("the prompt is empty")
             p = min(self.prefix_len(slot, ids), len(ids) - 1)  # re-evaluate at least the last token
-            if not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):
+            donor, shared = self._shared_prefix(ids, exclude=targets)
+            if shared > p:  # another slot holds a longer start of this prompt (a system prompt, say)
+                self.drop(slot)
+                # the KV cache is unified: the copy shares the donor's cells (no data is copied)
+                self.lc.llama_memory_seq_cp(self.mem, donor, slot, 0, shared)
+                self._tokens[slot] = ids[:shared]
+                self.shared += shared
+                p = shared
+            elif not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):
                 self.drop(slot)
                 p = 0
             self._tokens[slot] = ids[:p]
             pending += [(t, j, slot, j == len(ids) - 1) for j, t in enumerate(ids[p:], start=p)]
+        return pending
+
+    def _shared_prefix(self, ids: list[int], exclude: set[int]) -> tuple[int, int]:
+        """(slot, length) of the longest start of ``ids`` cached in a slot outside ``exclude``
+        (a running one too: its prompt's cells stay as they are), capped below ``len(ids)``."""
+        best, best_len = -1, 0
+        for s in range(self.n_slots):
+            if s not in exclude:
+                n = self.prefix_len(s, ids)
+                if n > best_len:
+                    best, best_len = s, n
+        return best, min(best_len, len(ids) - 1)
+
+    def prefill(self, items: list[tuple[int, list[int]]]) -> list[np.ndarray]:
+        """Evaluate several prompts in shared batches of up to ``n_batch`` tokens (one matrix
+        product for all of them instead of one per prompt), reusing each slot's cached prefix."""
+        pending = self._prompt_entries(items)
         out: dict[int, np.ndarray] = {}
         try:
             for start in range(0, len(pending), self.n_batch):
@@ -182,6 +214,38 @@ class LlamaCppEngine:
         for slot, ids in items:
             self._tokens[slot] = list(ids)
         return [out[slot] for slot, _ in items]
+
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The running sequences' next tokens and new prompts in one ``llama_decode`` (as
+        llama-server mixes a new prompt into the decoding slots' batch), when they fit in
+        ``n_batch``; else the prompts first, then the step."""
+        try:
+            pending = self._prompt_entries(items)
+        except BackendError:
+            for slot, _ in items:
+                self.drop(slot)
+            raise
+        if len(entries) + len(pending) > self.n_batch:  # the slots now hold their reusable prefixes
+            firsts = self.prefill(items)
+            return self.step(entries), firsts
+        batch = [(tok, len(self._tokens[slot]), slot, True) for slot, tok in entries] + pending
+        try:
+            self._decode(batch)
+        except BackendError:
+            for slot, _ in items:
+                self.drop(slot)
+            raise
+        for slot, tok in entries:
+            self._tokens[slot].append(tok)
+        for slot, ids in items:
+            self._tokens[slot] = list(ids)
+        # outputs come in batch order: the step's rows first, then each prompt's last token
+        n_out = len(entries) + len(items)
+        block = np.ctypeslib.as_array(self.lc.llama_get_logits(self.ctx), shape=(n_out, self.n_vocab))
+        rows = {slot: k for k, slot in enumerate(s for _, _, s, last in pending if last)}
+        firsts = [np.array(block[len(entries) + rows[slot]], copy=True) for slot, _ in items]
+        return list(block[: len(entries)]), firsts
 
     def fork(self, src: int, dst: int) -> None:
         self.lc.llama_memory_seq_rm(self.mem, dst, -1, -1)

@@ -203,8 +203,9 @@ async def chat_events(gen: Generation, rid: str, created: int, model: str, n: in
     yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
                  for i in range(n)])
     try:
-        async for d in gen.deltas():
-            yield chunk([{"index": d.index, "delta": {"content": d.text}, "logprobs": None, "finish_reason": None}])
+        async for batch in gen.delta_batches():
+            yield "".join(chunk([{"index": d.index, "delta": {"content": d.text}, "logprobs": None,
+                                  "finish_reason": None}]) for d in batch)
     except Exception as e:  # the status line is already sent: report in-band, as OpenAI does
         yield sse_event(error_event(e))
         return
@@ -222,9 +223,9 @@ async def text_events(gen: Generation, rid: str, created: int, model: str, inclu
     if echo:
         yield sse_event({**base, "choices": [{"index": 0, "text": echo, "logprobs": None, "finish_reason": None}]})
     try:
-        async for d in gen.deltas():
-            yield sse_event({**base, "choices": [{"index": d.index, "text": d.text, "logprobs": None,
-                                                  "finish_reason": None}]})
+        async for batch in gen.delta_batches():
+            yield "".join(sse_event({**base, "choices": [{"index": d.index, "text": d.text, "logprobs": None,
+                                                          "finish_reason": None}]}) for d in batch)
     except Exception as e:
         yield sse_event(error_event(e))
         return

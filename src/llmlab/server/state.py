@@ -53,16 +53,24 @@ class Generation:
 
     async def deltas(self):
         """Every delta, starting with the one already fetched."""
+        async for batch in self.delta_batches():
+            for d in batch:
+                yield d
+
+    async def delta_batches(self):
+        """The deltas in the batches they became ready in (several when the reader fell behind),
+        starting with the one already fetched; a streaming response writes each batch at once."""
         if self.first is not None:
             first, self.first = self.first, None
-            yield first
+            yield [first]
         while True:
-            d = await self.stream.next()
-            if d is None:
+            batch = await self.stream.next_batch()
+            if not batch:
                 return
             if self.clock is not None:
-                self.clock.piece()
-            yield d
+                for _ in batch:
+                    self.clock.piece()
+            yield batch
 
     async def collect(self) -> Completion:
         """Consume the rest and return the (unmasked) completion."""

@@ -34,6 +34,8 @@ FAKE_TEMPLATE = (
 class _FakeEngine:
     """The fake's SlotEngine: logits from a script or from a hash of the context."""
 
+    shares_prefixes = False  # a slot reuses only what it holds itself
+
     def __init__(self, context_length: int, delay_s: float, n_slots: int = 8):
         self.n_slots = n_slots
         self.n_ctx = context_length
@@ -80,6 +82,11 @@ class _FakeEngine:
             self._tokens[slot].append(tok)
             out.append(self._logits(slot))
         return out
+
+    def step_and_prefill(self, entries: list[tuple[int, int]],
+                         items: list[tuple[int, list[int]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        firsts = self.prefill(items)  # may fail before anything is appended for entries
+        return self.step(entries), firsts
 
     def drop(self, slot: int) -> None:
         self._tokens[slot] = []
