@@ -19,12 +19,12 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from .diskspace import free_bytes
 from .errors import LLMLabError, MissingDependencyError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,6 @@ def storage(hub: Hub, target: Target) -> Path:
 
 def partial_path(hub: Hub, target: Target, meta) -> Path:
     return storage(hub, target) / "blobs" / f"{meta.etag}.incomplete"
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the disk that holds ``path`` (or its nearest existing parent)."""
-    for p in [path, *path.parents]:
-        if p.exists():
-            return shutil.disk_usage(p).free
-    return shutil.disk_usage("/").free  # pragma: no cover
 
 
 def check_disk(hub: Hub, target: Target, metas, free_hint: str = "llmlab models rm NAME") -> None:

@@ -17,7 +17,7 @@ import pytest
 from llmlab.config import Settings
 from llmlab.errors import LedgerError
 from llmlab.ledger import Ledger, RunRecord
-from llmlab.ledger.store import disk_full
+from llmlab.diskspace import says_full as disk_full
 from llmlab.models.model import load_model
 
 from ..diskfull import fill, tmpfs

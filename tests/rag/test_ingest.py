@@ -247,12 +247,12 @@ def test_too_little_free_space_stops_before_writing(docs_dir, fast_config, monke
     """Qdrant Edge memory-maps its files: on a full disk it would die of SIGBUS, so ingest checks first."""
     import llmlab.rag.ingest as ingest_mod
 
-    real = ingest_mod._free_bytes
-    monkeypatch.setattr(ingest_mod, "_free_bytes", lambda path: 3 * 2**20)
+    real = ingest_mod.free_bytes
+    monkeypatch.setattr(ingest_mod, "free_bytes", lambda path: 3 * 2**20)
     with pytest.raises(RagError, match=r"disk full while writing collection 't' under .*only 3 MiB free"):
         ingest([docs_dir], "t", **fast_config)
     with Collection.open("t") as coll:
         assert coll.manifest.totals() == (0, 0) and not coll.store.exists()  # stopped before writing
-    monkeypatch.setattr(ingest_mod, "_free_bytes", real)
+    monkeypatch.setattr(ingest_mod, "free_bytes", real)
     r = ingest([docs_dir], "t", **fast_config)
     assert r.documents == 5 and r.dense_done == r.dense_total

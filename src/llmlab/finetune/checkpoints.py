@@ -12,22 +12,17 @@ path and how to continue (``--resume`` from the newest complete checkpoint).
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..diskspace import disk_full as _disk_full
 from ..errors import DiskFullError, LLMLabError
 
 CHECKPOINTS = "checkpoints"
 STATE = "trainer_state.json"
-#: what the libraries say when a write ran out of space (safetensors' Rust I/O error, torch's
-#: stream writer, which drop the errno)
-FULL_MARKERS = ("no space left on device", "os error 28", "storagefull", "file write failed", "disk is full")
-#: below this much free space a failed write is taken for a full disk
-LOW_SPACE = 1 << 20
 SAVING = ".saving"  # the temporary folder the final model is written into
 
 
@@ -74,28 +69,11 @@ def remove_incomplete(out: str | Path) -> list[Path]:
     return gone
 
 
-def _free_bytes(path: Path) -> int:
-    for p in (path, *path.parents):
-        if p.exists():
-            try:
-                return shutil.disk_usage(p).free
-            except OSError:
-                break
-    return LOW_SPACE  # cannot tell: do not claim a full disk
-
-
-def disk_full(e: BaseException | None, where: Path | None = None) -> bool:
-    """Whether ``e`` (or what caused it) is a full disk: ENOSPC, a library's words for it, or a failed
-    write (``OSError``/``RuntimeError``) with next to no space left under ``where``."""
-    seen = e
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(m in str(seen).lower() for m in FULL_MARKERS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return (where is not None and isinstance(e, (OSError, RuntimeError)) and not isinstance(e, LLMLabError)
-            and _free_bytes(where) < LOW_SPACE)
+def disk_full(e: BaseException, where: Path | None = None) -> bool:
+    """Whether ``e`` is a full disk (:func:`llmlab.diskspace.disk_full`): torch and safetensors drop the
+    errno of a failed write, so an ``OSError``/``RuntimeError`` counts when the disk under ``where`` is
+    nearly full (our own errors never do)."""
+    return _disk_full(e, None if isinstance(e, LLMLabError) else where, failed_writes=(OSError, RuntimeError))
 
 
 @contextlib.contextmanager

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import errno
 import json
-import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..diskspace import disk_full
 from ..errors import InvalidParameterError, LedgerDiskFullError, LedgerError
 from ..registry import Registry
 from .migrations import migrate
@@ -60,29 +59,6 @@ def current_owner() -> str | None:
         if owner is not None:
             return owner
     return None
-
-
-def disk_full(e: BaseException) -> bool:
-    """Whether ``e`` (or what caused it) says the disk is full (SQLite's SQLITE_FULL or an ENOSPC)."""
-    while e is not None:
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return True
-        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-                                            or "database or disk is full" in str(e)):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-#: below this much free space an I/O error while writing counts as a full disk
-LOW_SPACE = 1 << 20
-
-
-def _free_bytes(path: Path) -> int:
-    try:
-        return shutil.disk_usage(path.parent).free
-    except OSError:
-        return LOW_SPACE  # cannot tell: do not claim a full disk
 
 
 def utcnow() -> str:
@@ -235,7 +211,7 @@ class Ledger:
     def _disk_full(self, e: BaseException) -> bool:
         # SQLite reports a full disk as SQLITE_FULL when a page cannot be written, but as a plain
         # "disk I/O error" when it cannot grow its shared-memory index: then ask the filesystem
-        return disk_full(e) or (isinstance(e, sqlite3.OperationalError) and _free_bytes(self.path) < LOW_SPACE)
+        return disk_full(e, self.path, failed_writes=(sqlite3.OperationalError,))
 
     def _mask(self, text: str | None) -> str | None:
         if text is None or self.raw_text:
@@ -370,8 +346,8 @@ class Ledger:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.execute("VACUUM")
         except (sqlite3.Error, OSError) as e:
-            reason = f"disk full ({e})" if self._disk_full(e) else str(e)
-            error = LedgerDiskFullError if self._disk_full(e) else LedgerError
+            full = self._disk_full(e)
+            reason, error = (f"disk full ({e})", LedgerDiskFullError) if full else (str(e), LedgerError)
             raise error(f"deleted {deleted} records from the run ledger at {self.path} but could not compact the "
                         f"file: {reason}; deleted text may remain in its free pages until the purge is run again "
                         "with free space (about the ledger's size)") from e

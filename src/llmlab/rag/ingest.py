@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import time
 import uuid
@@ -33,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..config import Settings
+from ..diskspace import free_bytes, says_full
 from ..errors import LLMLabError
 from .chunking import chunk_document, chunk_windows
 from .collection import DEFAULT_COLLECTION, Collection
@@ -178,25 +178,12 @@ def recover(coll: Collection) -> int:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
 def _check_space(coll: Collection) -> None:
     if coll.config.store != "edge":
         return
-    free = _free_bytes(coll.path)
+    free = free_bytes(coll.path)
     if free < MIN_FREE_BYTES:
         raise OSError(errno.ENOSPC, f"only {free // 2**20} MiB free (llmlab keeps {MIN_FREE_BYTES // 2**20} MiB)")
-
-
-def _disk_full(e: BaseException) -> bool:
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return True
-    text = str(e).lower()
-    return (isinstance(e, sqlite3.OperationalError) and "disk is full" in text) or "no space left" in text
 
 
 class _DiskErrors:
@@ -209,7 +196,7 @@ class _DiskErrors:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
-        if exc is not None and not isinstance(exc, RagError) and _disk_full(exc):
+        if exc is not None and not isinstance(exc, RagError) and says_full(exc):
             from .collection import rag_home
 
             raise RagError(f"disk full while writing collection {self.collection!r} under "
@@ -234,7 +221,7 @@ class _Pass:
         except (sqlite3.Error, OSError):
             if exc is None:
                 raise
-        if exc is not None and _disk_full(exc):
+        if exc is not None and says_full(exc):
             raise RagError(f"disk full while writing collection {self.coll.name!r} under {self.coll.path} "
                            f"({self.phase} phase; {exc.strerror if isinstance(exc, OSError) else exc}): free some "
                            "space, then run the same command again — it resumes where this run stopped") from exc
