@@ -19,10 +19,8 @@ Prints one JSON object; ratios are Q8_0 over Q4_1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,17 +70,6 @@ def requantize(src: Path, dst: Path, kind: str = "Q8_0") -> dict:
     writer.close()
     tmp.replace(dst)
     return {"tensors_requantized": changed, "bytes": dst.stat().st_size}
-
-
-def raw_rates(gguf: str, threads: int, new_tokens: int) -> dict:
-    """bench/serve.py's raw reference on another file, in a fresh process."""
-    code = ("import json, sys; sys.path.insert(0, %r); import serve; from llmlab.models import spec; "
-            "spec.bundled_path = lambda name: %r; print(json.dumps(serve._raw_in_process(%d, %d)))"
-            % (str(HERE), gguf, threads, new_tokens))
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    r = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def perplexity(gguf: str, threads: int, text: Path) -> float:
@@ -137,13 +124,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         text = english_text(Path(tmp) / "english.txt")
         report["perplexity"] = {k: perplexity(v, threads, text) for k, v in files.items()}
-    report["raw_binding"] = {k: raw_rates(v, threads, args.new_tokens) for k, v in files.items()}
+    sys.path.insert(0, str(HERE))
+    import serve  # bench/serve.py: the raw reference and the llama-server rows
+
+    report["raw_binding"] = {k: serve.raw_reference(threads, args.new_tokens, v) for k, v in files.items()}
     for k in report["raw_binding"].values():
         k["batch_8_over_1"] = round(k["batch_8_tokens_per_s"] / k["batch_1_tokens_per_s"], 2)
     if not args.skip_serve:
-        sys.path.insert(0, str(HERE))
         import peers
-        import serve
 
         try:
             exe = peers.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_server"]

@@ -557,33 +557,21 @@ def _chat_once(base: str, i: int, new_tokens: int = 32) -> dict:
 
 def bench_chat_during_embed(n_chats: int) -> dict:
     """TTFT of streamed chats, idle and during the dense phase of the server's own ingest job."""
-    import socket
-    import subprocess
-
     import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import serve  # bench/serve.py: how a server is started, awaited and stopped
 
     data = data_sources()
     files = sorted(p for p in data["docs"].rglob("*") if p.is_file())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = serve.free_port()
     base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "llmlab.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
     with tempfile.TemporaryDirectory() as home:
-        env = {k: v for k, v in os.environ.items() if k not in ("LLMLAB_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-        env.update(PYTHONPATH=str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), LLMLAB_HOME=home)
-        proc = subprocess.Popen([sys.executable, "-m", "llmlab.cli.main", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port), "--no-ui"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the lab chooses threads and the wait policy, as for a user (this script set a passive one for itself)
+        proc = serve.start(cmd, home, drop=("OMP_NUM_THREADS", "OMP_WAIT_POLICY"))
         try:
-            deadline = time.time() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"llmlab serve did not start: {proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.5)
+            serve.wait_ready(base, proc, "/health/ready")
             _chat_once(base, -1)  # warm-up
             idle = [_chat_once(base, i) for i in range(n_chats)]
             handles = [("files", (f.name, f.open("rb"))) for f in files]
@@ -594,28 +582,22 @@ def bench_chat_during_embed(n_chats: int) -> dict:
                     fh.close()
             r.raise_for_status()
             job = r.json()["id"]
-            during, phases, info = [], [], {}
+            during, info = [], {}
             t_job = time.perf_counter()
             while len(during) < n_chats:
                 info = httpx.get(f"{base}/lab/jobs/{job}", timeout=10).json()
-                phase = (info.get("progress") or {}).get("phase")
                 if info.get("status") in ("succeeded", "failed", "cancelled"):
                     break
-                if phase not in ("dense", "embed", "embedding"):
+                if (info.get("progress") or {}).get("phase") != "dense":
                     time.sleep(0.5)
                     continue
-                phases.append(phase)
                 during.append(_chat_once(base, len(during)))
             while info.get("status") not in ("succeeded", "failed", "cancelled"):
                 time.sleep(1)
                 info = httpx.get(f"{base}/lab/jobs/{job}", timeout=10).json()
             job_s = time.perf_counter() - t_job
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            serve.stop(proc)
 
     def summary(xs: list[dict]) -> dict:
         if not xs:

@@ -62,8 +62,10 @@ def llama_cpp_python_cmd(port: int, threads: int, gguf: str) -> list[str]:
             "--interrupt_requests", "False"]  # its default drops a running stream when another request comes
 
 
-def start(cmd: list[str], home: str) -> subprocess.Popen:
-    env = {**os.environ, "LLMLAB_HOME": home, "LLMLAB_LEDGER": "false"}
+def start(cmd: list[str], home: str, drop: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start a server with its own home; ``drop``: variables of this process it must not inherit."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(LLMLAB_HOME=home, LLMLAB_LEDGER="false")
     env.pop("LLMLAB_THREADS", None)  # the command line says the threads
     log = open(Path(home) / "server.log", "w+")  # a file, not a pipe: a chatty server would block on a full pipe
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -190,15 +192,16 @@ async def measure(url: str, clients: list[int], rounds: int, new_tokens: int) ->
 
 
 # -- the raw reference: the binding with no server --------------------------------------------------
-def _raw_in_process(threads: int, new_tokens: int) -> dict:
+def _raw_in_process(threads: int, new_tokens: int, gguf: str | None = None) -> dict:
     """Batches of 1 and 8 sequences decoded greedily through llama.cpp's batch API (llmlab's engine,
-    no scheduler, no server, no sampling beyond an arg-max): the ceiling a server can approach."""
+    no scheduler, no server, no sampling beyond an arg-max): the ceiling a server can approach.
+    ``gguf``: another file than the bundled model's."""
     import numpy as np
 
     from llmlab.models.llamacpp import LlamaCppEngine
     from llmlab.models.spec import bundled_path
 
-    eng = LlamaCppEngine(str(bundled_path(MODEL)), n_ctx=4096, threads=threads)
+    eng = LlamaCppEngine(gguf or str(bundled_path(MODEL)), n_ctx=4096, threads=threads)
     out = {}
     for n in (1, 8):
         rates = []
@@ -218,10 +221,12 @@ def _raw_in_process(threads: int, new_tokens: int) -> dict:
     return out
 
 
-def raw_reference(threads: int, new_tokens: int) -> dict:
+def raw_reference(threads: int, new_tokens: int, gguf: str | None = None) -> dict:
+    """:func:`_raw_in_process` in a fresh process (the default OpenMP wait policy, nothing loaded before)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     r = subprocess.run([sys.executable, __file__, "--_raw-only", "--threads", str(threads), "--new-tokens",
-                        str(new_tokens)], check=True, capture_output=True, text=True, env=env)
+                        str(new_tokens), *(["--_gguf", gguf] if gguf else [])],
+                       check=True, capture_output=True, text=True, env=env)
     return {**json.loads(r.stdout.strip().splitlines()[-1]), "threads": threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
@@ -271,9 +276,10 @@ def main() -> None:
     ap.add_argument("--servers", default="llmlab,llama-server,llama-cpp-python")
     ap.add_argument("--skip-peers", action="store_true", help="llmlab only (no build of llama-server)")
     ap.add_argument("--_raw-only", dest="raw_only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_gguf", dest="raw_gguf", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.raw_only:
-        print(json.dumps(_raw_in_process(args.threads, args.new_tokens)))
+        print(json.dumps(_raw_in_process(args.threads, args.new_tokens, args.raw_gguf)))
         return
     from llmlab.models.spec import bundled_path
 
