@@ -42,3 +42,12 @@ def test_the_real_sample_gives_a_usable_choice(monkeypatch):
         threads.choose.cache_clear()
     import os
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_in_fresh_thread_returns_the_result_and_raises_in_the_caller():
+    import threading
+
+    main = threading.get_ident()
+    assert threads.in_fresh_thread(lambda a, b=0: (a + b, threading.get_ident() != main), 2, b=3) == (5, True)
+    with pytest.raises(KeyError, match="nope"):
+        threads.in_fresh_thread(lambda: {}["nope"])

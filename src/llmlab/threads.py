@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +97,37 @@ def resolve(threads: int | None) -> tuple[int, str]:
         return threads, f"{threads} thread(s) as configured (LLMLAB_THREADS / --threads)"
     c = choose()
     return c.threads, c.reason
+
+
+# -- OpenMP teams of other libraries ----------------------------------------------------------------
+# llama.cpp (ggml) and torch share one OpenMP runtime in a process (both load libgomp.so.1, so the
+# loader maps it once). libgomp counts the threads of *every* team in the process, and a team lives
+# as long as the thread that started it; once the count exceeds the cores, it cuts every barrier's
+# busy-wait to ~100 spins. ggml's barriers are OpenMP barriers (a few hundred per token), so one
+# torch call from a long-lived thread (an e5 query embedding in `rag ask`, a server worker thread)
+# left llama.cpp decoding at 0.55-0.7x for the rest of the process (docs/server.md). A team is
+# torn down when its thread ends, so torch work runs in a thread that ends with it.
+_T = TypeVar("_T")
+
+
+def in_fresh_thread(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``fn(*args, **kwargs)`` in a new thread that ends when it returns; its result or exception.
+
+    For library calls that start OpenMP teams (torch): the team ends with the thread, so it
+    does not make llama.cpp's OpenMP barriers in the same process sleep instead of spin.
+    Costs a thread start (~0.1 ms) per call: use it per batch, not per tensor operation.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="llmlab-openmp-scope", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

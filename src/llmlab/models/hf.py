@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, LLMLabError, MissingDependencyError
+from ..threads import in_fresh_thread
 from ..types import Completion, Delta, GenerationParams, ModelInfo, Sequence_, TokenLogprob, Usage
 from .base import LocalBackend
 from .capabilities import TRANSFORMERS
@@ -157,7 +158,9 @@ class TransformersBackend(LocalBackend):
             tok_source, tok_kwargs = spec.adapter, {"local_files_only": True}  # the fine-tune's own tokenizer
         try:
             tokenizer = AutoTokenizer.from_pretrained(tok_source, **tok_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            # torch's OpenMP team for the load ends with its thread (llmlab.threads.in_fresh_thread); generation
+            # runs in a thread per call too
+            model = in_fresh_thread(AutoModelForCausalLM.from_pretrained, source, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise BackendError(f"could not load {spec.name!r} with transformers from {source}: {e}") from e
         if spec.gguf_file and getattr(model, "hf_quantizer", None) is not None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..errors import InvalidParameterError, MissingDependencyError
 from ..registry import Registry
+from ..threads import in_fresh_thread
 from .types import Hit
 
 
@@ -37,7 +38,8 @@ class CrossEncoderReranker:
         self.name = f"cross:{model}"
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        return [float(s) for s in self._model.predict([(query, t) for t in texts])]
+        # torch's OpenMP team must end with the call (llmlab.threads.in_fresh_thread)
+        return [float(s) for s in in_fresh_thread(self._model.predict, [(query, t) for t in texts])]
 
 
 class LLMReranker:

@@ -216,3 +216,32 @@ def test_torch_loads_lazily_passive_and_with_the_lab_threads(tmp_path):
                          check=True, timeout=300)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r == {"before": False, "policy": None, "threads": 1, "dim": 384}
+
+
+_OPENMP_PROBE = r"""
+import os, sys
+from llmlab.rag.embedders import load_embedder
+import torch
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+e5 = load_embedder("e5", threads=2, cache_dir=sys.argv[1])
+base = tasks()
+e5.embed_documents(["제2조(휴관일) 도서관은 매주 월요일에 쉰다."] * 3)
+e5.embed_query("도서관은 무슨 요일에 쉬나요?")
+after_e5 = tasks()
+e5._graph.encode([[0, 5, 6, 2]] * 4)  # the same work in this thread: its OpenMP team stays
+print(base, after_e5, tasks())
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+def test_embedding_leaves_no_openmp_team_behind(cache_dir):
+    """torch's OpenMP team ends with each call: llama.cpp in the same process keeps spinning barriers
+    (libgomp counts every team's threads; over the core count it makes all barriers sleep)."""
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-c", _OPENMP_PROBE, str(cache_dir)], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    base, after_e5, after_direct = map(int, out.stdout.split()[-3:])
+    assert after_e5 == base  # no worker threads left by the embedder
+    assert after_direct > base  # the probe sees a team when one stays (the control)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
 from . import normalize, scoped_env
+from ...threads import in_fresh_thread
 
 _VARIANTS = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
 _ROLES = {"passage": "passage: ", "query": "query: "}
@@ -80,7 +81,9 @@ class E5Embedder:
         cache = Path(cache_dir) if cache_dir is not None else settings.home / "cache" / "e5"
         self._torch = torch
         self._use_threads()
-        self._graph = E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache), torch)
+        # torch work runs in threads that end with it: see llmlab.threads.in_fresh_thread
+        self._graph = in_fresh_thread(lambda: E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache),
+                                                      torch))
         self._tok = file.tokenizer
         self.name = "e5" if variant == "original" else f"e5:{variant}"
         self.dim = file.shape.hidden
@@ -117,11 +120,17 @@ class E5Embedder:
         weights = np.zeros(len(unique), dtype=np.float64)
         self._use_threads()
         bos, eos = self._tok.bos, self._tok.eos
-        for batch in _length_batches(windows, self.batch_tokens):
-            means = self._graph.encode([[bos, *ids, eos] for _, ids in batch])
-            for (u, ids), mean in zip(batch, means):
-                sums[u] += max(len(ids), 1) * mean.astype(np.float64)
-                weights[u] += max(len(ids), 1)
+
+        def encode_all() -> None:
+            for batch in _length_batches(windows, self.batch_tokens):
+                means = self._graph.encode([[bos, *ids, eos] for _, ids in batch])
+                for (u, ids), mean in zip(batch, means):
+                    sums[u] += max(len(ids), 1) * mean.astype(np.float64)
+                    weights[u] += max(len(ids), 1)
+
+        # in a thread that ends with the call, so torch's OpenMP team ends too and llama.cpp's decoding
+        # in this process keeps spinning barriers (llmlab.threads.in_fresh_thread)
+        in_fresh_thread(encode_all)
         rows = normalize((sums / weights[:, None]).astype(np.float32))
         index = {t: i for i, t in enumerate(unique)}
         return rows[[index[t] for t in texts]]

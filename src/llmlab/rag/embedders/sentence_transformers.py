@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
+from ...threads import in_fresh_thread
 from . import normalize
 
 
@@ -32,8 +33,9 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        rows = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                                  show_progress_bar=False)
+        # torch's OpenMP team must end with the call (llmlab.threads.in_fresh_thread)
+        rows = in_fresh_thread(self._model.encode, texts, batch_size=self.batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=False)
         return normalize(np.asarray(rows).reshape(len(texts), self.dim))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
