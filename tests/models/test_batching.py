@@ -312,3 +312,30 @@ def test_a_prompt_sharing_only_a_start_takes_an_empty_slot_when_the_engine_share
     m2.generate(system + "first conversation", max_new_tokens=3, temperature=0)
     m2.generate(system + "another conversation", max_new_tokens=3, temperature=0)
     assert len([s for s in range(e2.n_slots) if e2.cached_len(s)]) == 1
+
+
+def test_a_prompt_goes_back_to_the_slot_that_holds_it_rather_than_one_that_only_shares_its_start():
+    """With prefix sharing, every free slot 'has' the longest cached prefix; the one that holds it itself
+    wins. (Before: a slot with a shorter conversation won the tie, so the prompt moved, the other
+    conversation's cache was cut to the shared start, and eight clients coming back at once had their
+    prompts evaluated again: 0.6 s to the first token instead of 0.03 s on the bundled model.)"""
+    m = fake()
+    eng = m.backend.engine
+    eng.shares_prefixes = True
+    system = "You are a helpful assistant. "
+    long_reply, short_reply = system + "Q", system + "Zed: another conversation, longer prompt"
+    m.generate(long_reply, max_new_tokens=20, min_new_tokens=20, temperature=0)
+    m.generate(short_reply, max_new_tokens=1, temperature=0)
+    ids_long, ids_short = (m.backend.tokenize(p, add_special=True) for p in (long_reply, short_reply))
+
+    def holding(ids):
+        return [s for s in range(eng.n_slots) if eng._tokens[s][:len(ids)] == ids]
+
+    (slot_long,), (slot_short,) = holding(ids_long), holding(ids_short)
+    held_long, held_short = list(eng._tokens[slot_long]), list(eng._tokens[slot_short])
+    assert len(held_long) > len(held_short) - (len(ids_short) - len(ids_long))  # the tie the old rule got wrong
+    m.generate(long_reply, max_new_tokens=2, temperature=0)
+    assert holding(ids_long) == [slot_long]  # back in its own slot, not copied into another
+    assert eng._tokens[slot_long] != held_long  # (it did run there: its old continuation was replaced)
+    assert eng._tokens[slot_short] == held_short  # the other conversation kept its cache
+    m.close()

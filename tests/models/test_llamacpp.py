@@ -201,3 +201,36 @@ def test_a_prompt_starts_from_another_slots_cached_prefix():
         assert np.isfinite(nxt).all() and eng.cached_len(1) == len(b) + 1
     finally:
         eng.close()
+
+
+def test_a_prompt_takes_its_start_from_a_slot_that_another_prompt_of_the_same_call_reuses():
+    """Two prompts evaluated together: the second's cached start sits in the slot the first is about
+    to overwrite. It is still shared (the copy keeps its cells), not evaluated again, and the logits
+    are what the prompt gets alone."""
+    import numpy as np
+
+    from llmlab.models.llamacpp import LlamaCppEngine
+    from llmlab.models.spec import bundled_path
+
+    eng = LlamaCppEngine(str(bundled_path("smollm2-135m")), n_ctx=1024, threads=1, n_slots=4)
+    try:
+        system = "You are a helpful assistant who answers in one short sentence. "
+        a = eng.tokenize(system + "What is the capital of France?", True)
+        b = eng.tokenize(system + "Name a large animal that lives in the sea.", True)
+        c = eng.tokenize("Something else entirely, with no common start.", True)
+        alone = eng.prefill([(3, a)])[0]
+        eng.drop(3)
+        eng.prefill([(0, a)])  # slot 0 holds a
+        before, shared_before = eng.evaluated, eng.shared
+        got_c, got_a = eng.prefill([(0, c), (1, a)])  # c overwrites slot 0 in the same call that puts a in slot 1
+        assert eng.shared - shared_before == len(a) - 1  # all of a but the last token came from slot 0
+        assert eng.evaluated - before == len(c) + 1
+        assert np.allclose(got_a, alone, atol=0.05 * float(np.abs(alone).max()))
+        # both continue correctly: slot 0 now holds c, slot 1 holds a
+        nxt = eng.step([(0, int(np.argmax(got_c))), (1, int(np.argmax(got_a)))])
+        assert all(np.isfinite(x).all() for x in nxt)
+        assert eng.cached_len(0) == len(c) + 1 and eng.cached_len(1) == len(a) + 1
+        eng.prefill([(2, b)])  # and another prompt still finds the system prompt in slot 1
+        assert eng.shared - shared_before >= len(a) - 1 + (next(i for i, (x, y) in enumerate(zip(a, b)) if x != y))
+    finally:
+        eng.close()

@@ -263,8 +263,13 @@ class Scheduler:
                     anywhere = max(self.engine.prefix_len(s, ids) for s in range(self.engine.n_slots))
                     cached = {s: max(c, anywhere) for s, c in own.items()}
                 # the longest prefix of this prompt; among equals the slot whose cache loses the fewest tokens
-                # beyond it, so other conversations (that share only a system prompt) keep theirs
-                slot = max(cached, key=lambda s: (cached[s], own[s] - self.engine.cached_len(s)))
+                # beyond it, so other conversations (that share only a system prompt) keep theirs; a slot
+                # that holds this whole prompt loses only its old continuation (the same request again), and
+                # among those the one that holds it itself wins: nothing to copy, no other conversation moved
+                def lost(s: int) -> int:
+                    return 0 if own[s] >= len(ids) - 1 else self.engine.cached_len(s) - own[s]
+
+                slot = max(cached, key=lambda s: (cached[s], -lost(s), own[s]))
                 cost = len(req.state.prompt_ids) - cached[slot]
                 if admitted and cost > budget:
                     break  # the rest waits for the next step, so running streams do not stall

@@ -164,12 +164,18 @@ class LlamaCppEngine:
         """What evaluating each prompt in its slot takes, reusing the slot's cached prefix:
         (token, pos, slot, last of its prompt) entries; the slots are cut back to that prefix."""
         pending: list[tuple[int, int, int, bool]] = []
-        targets = {slot for slot, _ in items}
+        if any(not ids for _, ids in items):
+            raise InvalidParameterError("the prompt is empty")
+        # a donor may be the slot of another prompt of this call: the copies are taken before that slot
+        # is cut back (a copy shares the cells, and cutting the donor later only drops its own claim)
+        donors = set()
         for slot, ids in items:
-            if not ids:
-                raise InvalidParameterError("the prompt is empty")
+            donor, shared = self._shared_prefix(ids, exclude={slot})
+            if shared > self.prefix_len(slot, ids):
+                donors.add(donor)
+        for slot, ids in sorted(items, key=lambda item: item[0] in donors):
             p = min(self.prefix_len(slot, ids), len(ids) - 1)  # re-evaluate at least the last token
-            donor, shared = self._shared_prefix(ids, exclude=targets)
+            donor, shared = self._shared_prefix(ids, exclude={slot})
             if shared > p:  # another slot holds a longer start of this prompt (a system prompt, say)
                 self.drop(slot)
                 # the KV cache is unified: the copy shares the donor's cells (no data is copied)
@@ -186,7 +192,9 @@ class LlamaCppEngine:
 
     def _shared_prefix(self, ids: list[int], exclude: set[int]) -> tuple[int, int]:
         """(slot, length) of the longest start of ``ids`` cached in a slot outside ``exclude``
-        (a running one too: its prompt's cells stay as they are), capped below ``len(ids)``."""
+        (a running one too, or one that another prompt of the same call is about to reuse: a
+        copy shares the cells, and a slot cut back later leaves them to the copy), capped below
+        ``len(ids)``."""
         best, best_len = -1, 0
         for s in range(self.n_slots):
             if s not in exclude:
