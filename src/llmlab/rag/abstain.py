@@ -23,9 +23,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .answer_type import type_gap
 from .types import Hit
 
-FEATURES = ("coverage", "dense", "unknown", "missing")
+FEATURES = ("coverage", "dense", "unknown", "missing", "type_gap")
 _WORD = re.compile(r"\w")
 
 
@@ -81,42 +82,54 @@ class Abstention:
     """A logistic confidence over :data:`FEATURES`; answer when it reaches ``threshold``.
 
     The defaults are the coverage-only rule (answer when the best chunk holds half the
-    question's terms); :data:`FITTED` holds the calibrated ones.
+    question's terms); :data:`FITTED` holds the calibrated ones. A weight missing from a
+    stored calibration is 0: calibrations stored before a feature existed keep their meaning.
     """
 
     coverage: float = 12.0
     dense: float = 0.0
     unknown: float = 0.0
-    missing: float = 0.0  # 0 in calibrations stored before this feature existed: they keep their meaning
+    missing: float = 0.0
+    type_gap: float = 0.0
     bias: float = -5.99
     threshold: float = 0.5
     dense_fill: float = 0.0  # the dense feature when no chunk has a dense vector yet (lexical phase)
     top: int = 3  # how many of the best body chunks the features look at
 
-    def features(self, hits: Sequence[Hit], terms: Sequence[str],
-                 key_weights: Mapping[str, float] | None = None) -> tuple[float, float, float, float]:
-        """(term coverage, dense cosine, unknown-noun share, missing-noun share) — see :data:`FEATURES`.
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(getattr(self, name) for name in FEATURES)
+
+    def features(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+                 question: str = "") -> tuple[float, ...]:
+        """The values of :data:`FEATURES` for ``hits`` (best first).
 
         ``key_weights``: the question's key terms with their rarity in the collection
-        (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`); without them the last two are 0.
+        (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`); without them unknown,
+        missing and type gap are 0. ``question``: its text, for the answer type (without
+        it the type gap is 0). The type gap reads the best body chunk only.
         """
         best = [h for h in hits if has_body(h)][: self.top]
         cov = max((term_coverage(h, terms) for h in best), default=0.0)
         dense = [h.scores["dense"] for h in best if "dense" in h.scores]
         weights = key_weights or {}
-        return cov, max(dense) if dense else self.dense_fill, unknown_share(weights), missing_share(best, weights)
+        gap = type_gap(question, [h.chunk.text for h in best[:1]], weights) if question else 0.0
+        return cov, max(dense) if dense else self.dense_fill, unknown_share(weights), missing_share(best, weights), gap
 
-    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> float:
+    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+                   question: str = "") -> float:
         if not any(has_body(h) for h in hits):
             return 0.0
-        return self.confidence_of(self.features(hits, terms, key_weights))
+        return self.confidence_of(self.features(hits, terms, key_weights, question))
 
     def confidence_of(self, x: Sequence[float]) -> float:
-        z = self.coverage * x[0] + self.dense * x[1] + self.unknown * x[2] + self.missing * x[3] + self.bias
+        """The confidence for feature values ``x`` (in :data:`FEATURES` order; missing trailing ones count 0)."""
+        z = sum(w * v for w, v in zip(self.weights, x)) + self.bias
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> bool:
-        return self.confidence(hits, terms, key_weights) < self.threshold
+    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+               question: str = "") -> bool:
+        return self.confidence(hits, terms, key_weights, question) < self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,8 +151,10 @@ class Abstention:
             base: "Abstention | None" = None) -> "Abstention":
         """Fit weights (logistic regression) and the threshold on ``(features, answerable)`` examples.
 
-        The threshold is the highest confidence that refuses at most ``max_false_refusal`` of
-        the answerable examples — as many unanswerable ones as that allows are refused.
+        Features are in :data:`FEATURES` order; examples with fewer (an older feature set)
+        leave the rest at weight 0. The threshold is the highest confidence that refuses at
+        most ``max_false_refusal`` of the answerable examples — as many unanswerable ones as
+        that allows are refused.
         """
         base = base or DEFAULT
         x = np.array([list(f) for f, _ in examples], dtype=np.float64)
@@ -149,14 +164,13 @@ class Abstention:
         mu, sd = x.mean(0), x.std(0) + 1e-6
         z = (x - mu) / sd
         w, b = np.zeros(z.shape[1]), 0.0
-        for _ in range(3000):  # plain gradient descent with a little L2: four features, a few hundred points
+        for _ in range(3000):  # plain gradient descent with a little L2: a few features, a few hundred points
             p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
             w -= 0.5 * (z.T @ (p - y) / len(y) + 1e-3 * w)
             b -= 0.5 * float(np.mean(p - y))
         w_raw = w / sd
-        fitted = cls(coverage=float(w_raw[0]), dense=float(w_raw[1]), unknown=float(w_raw[2]),
-                     missing=float(w_raw[3]), bias=float(b - (w * mu / sd).sum()),
-                     threshold=0.5, dense_fill=float(mu[1]), top=base.top)
+        fitted = cls(**{**{n: 0.0 for n in FEATURES}, **dict(zip(FEATURES, map(float, w_raw)))},
+                     bias=float(b - (w * mu / sd).sum()), threshold=0.5, dense_fill=float(mu[1]), top=base.top)
         conf = np.array([fitted.confidence_of(f) for f, _ in examples])
         pos = np.sort(conf[y == 1])
         allowed = int(math.floor(max_false_refusal * len(pos)))  # answerable ones we may refuse
