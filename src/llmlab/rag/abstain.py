@@ -9,9 +9,9 @@ nouns that occur nowhere in the collection, the rarity-weighted share of its nou
 best chunk lacks (a near miss: the documents know 어린이집, the chunk does not say 사내
 어린이집's hours), and the answer-type gap (the best chunk's topic sentence lacks the
 number, amount, time, person or place the question's wh-word asks for,
-:mod:`llmlab.rag.answer_type`) — go through a logistic model whose weights and threshold are fitted on
-labelled questions (answerable and unanswerable ones; ``llmlab rag eval --calibrate``): the
-threshold is the strictest that keeps false refusals on the calibration split at or below
+:mod:`llmlab.rag.answer_type`) — go through a logistic model whose weights and threshold
+are fitted on labelled questions (answerable and unanswerable ones; ``llmlab rag eval
+--calibrate``): the threshold is the strictest that keeps false refusals on the calibration split at or below
 a target (5 %). Noun rarity is each noun's best single-term BM25 score in the collection
 (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`, one round trip). A collection may
 store its own calibration; else the one fitted for its embedder (:data:`FITTED`) applies.
