@@ -339,3 +339,22 @@ def test_a_prompt_goes_back_to_the_slot_that_holds_it_rather_than_one_that_only_
     assert eng._tokens[slot_long] != held_long  # (it did run there: its old continuation was replaced)
     assert eng._tokens[slot_short] == held_short  # the other conversation kept its cache
     m.close()
+
+
+def test_generate_and_chat_ask_the_decode_loop_for_no_deltas_and_stream_still_gets_them():
+    m = fake(replies=["hello world, a reply of several tokens"])
+    seen = []
+    real = m.backend.scheduler.submit
+
+    def spy(*a, **kw):
+        seen.append(kw.get("deltas", True))
+        return real(*a, **kw)
+
+    m.backend.scheduler.submit = spy
+    c = m.generate("p", max_new_tokens=40, temperature=0)
+    assert c.text == "hello world, a reply of several tokens" and c.first_token_s is not None
+    m.chat("hi", max_new_tokens=40, temperature=0)
+    streamed = [d.text for d in m.stream("p", max_new_tokens=40, temperature=0)]
+    assert seen == [False, False, True]
+    assert len(streamed) > 5 and "".join(streamed) == c.text
+    m.close()

@@ -80,12 +80,14 @@ class LocalBackend:
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[Delta | Completion]:  # pragma: no cover
         raise NotImplementedError
 
-    def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Delta | Completion]:
+    def stream_chat(self, messages: Sequence[Message], params: GenerationParams, *,
+                    deltas: bool = True) -> Iterator[Delta | Completion]:
+        """``deltas=False`` only for a backend that declares ``capabilities.quiet`` (see there)."""
         _, template_name = self.chat_template()
         if template_name.startswith("fallback:"):
             log.warning("%s has no chat template; using the %s template", self.info.name, template_name)
         prompt = self.render_chat(messages)
-        for ev in self.stream(prompt, params, _chat=True):
+        for ev in self.stream(prompt, params, _chat=True, **({} if deltas else {"deltas": False})):
             if isinstance(ev, Completion):
                 ev.chat_template = template_name
             yield ev

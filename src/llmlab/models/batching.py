@@ -74,6 +74,8 @@ class _Request:
     logits: list[np.ndarray] = field(default_factory=list)
     cancelled: bool = False
     queued_at: float = field(default_factory=time.monotonic)
+    deltas: bool = True  # False: only the first delta is handed over (its time is the first token's), then the result
+    started: bool = False  # a delta was handed over
 
 
 class Scheduler:
@@ -101,15 +103,19 @@ class Scheduler:
 
     # -- client side -----------------------------------------------------------------------
     def submit(self, prompt_ids: list[int], params: GenerationParams, *, piece: Callable[[int], str],
-               constraint: Any = None) -> Iterator[Delta | list[Sequence_]]:
-        """Queue a request; iterate the result for its deltas and, last, its sequences."""
+               constraint: Any = None, deltas: bool = True) -> Iterator[Delta | list[Sequence_]]:
+        """Queue a request; iterate the result for its deltas and, last, its sequences.
+
+        ``deltas=False`` (a caller that only wants the result): the first delta still comes (it
+        times the first token), the rest do not — no thread wakes per token.
+        """
         if params.num_return_sequences > self.engine.n_slots:
             raise InvalidParameterError(
                 f"num_return_sequences={params.num_return_sequences}: this model serves at most "
                 f"{self.engine.n_slots} sequences at once")
         state = RequestState(prompt_ids, params, n_ctx=self.engine.n_ctx, is_eog=self.engine.is_eog,
                              token_bytes=self.engine.token_bytes, piece=piece, constraint=constraint)
-        req = _Request(state)
+        req = _Request(state, deltas=deltas)
         with self._cv:
             if self._closed:
                 raise BackendError("the model was closed")
@@ -193,8 +199,10 @@ class Scheduler:
                 req.out.put(e)
                 self._release(req)
                 continue
-            for d in deltas:
-                req.out.put(d)
+            if deltas and (req.deltas or not req.started):
+                for d in deltas if req.deltas else deltas[:1]:
+                    req.out.put(d)
+                req.started = True
             if req.state.done:
                 req.out.put(req.state.result())
                 req.out.put(_DONE)

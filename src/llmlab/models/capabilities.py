@@ -39,6 +39,8 @@ class Capabilities:
     chat_template: bool = False  # llmlab renders the model's chat template (else the server does)
     tokenizer: bool = False  # tokenize/detokenize are the model's own (else unavailable or an estimate)
     remote: bool = False  # requests leave this machine (PII policy "mask" by default, may cost money)
+    quiet: bool = False  # stream(..., deltas=False) yields the first delta and the Completion only (generate
+    #                      and chat skip the per-token hand-off between threads)
 
     def names(self) -> list[str]:
         """The declared abilities, in field order (for listings)."""
@@ -47,7 +49,7 @@ class Capabilities:
 
 #: what a model running in this process through llmlab's decode loop can do (llama.cpp, the fake)
 DECODE_LOOP = Capabilities(logprobs=True, perplexity=True, batching=True, top_k=True, repetition_penalty=True,
-                           no_repeat_ngram_size=True, chat_template=True, tokenizer=True)
+                           no_repeat_ngram_size=True, chat_template=True, tokenizer=True, quiet=True)
 #: llama.cpp: the decode loop plus its grammar sampler for any JSON schema
 LLAMACPP = replace(DECODE_LOOP, json_schema=True)
 #: the scripted fake runs the decode loop too (no grammar: it does not constrain to a schema)

@@ -380,7 +380,8 @@ class LlamaCppBackend(LocalBackend):
         add = self.engine.add_bos() and not (chat and bos and prompt.startswith(bos))
         return self.engine.tokenize(prompt, add)
 
-    def stream(self, prompt: str, params: GenerationParams, _chat: bool = False) -> Iterator[Delta | Completion]:
+    def stream(self, prompt: str, params: GenerationParams, _chat: bool = False, *,
+               deltas: bool = True) -> Iterator[Delta | Completion]:
         t0 = time.perf_counter()
         ids, dropped = fit_prompt(self._prompt_ids(prompt, _chat), self.engine.n_ctx, params)
         if dropped:
@@ -392,7 +393,8 @@ class LlamaCppBackend(LocalBackend):
             constraint = schema_constraint(self.engine, params.json_schema)
         first: float | None = None
         seqs = []
-        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], constraint=constraint)
+        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], constraint=constraint,
+                                       deltas=deltas)
         try:
             for ev in events:
                 if isinstance(ev, Delta):

@@ -98,7 +98,7 @@ class Model:
     # -- generation ----------------------------------------------------------------------
     def generate(self, prompt: str, *, experiment: str | None = None, **params: Any) -> Completion:
         """Complete ``prompt`` (plain completion, no chat template)."""
-        s = self.stream(prompt, experiment=experiment, **params)
+        s = self._stream(prompt, experiment, params, deltas=False)
         for _ in s:
             pass
         assert s.completion is not None
@@ -109,15 +109,22 @@ class Model:
         return GenerationParams.from_kwargs(**{**self.spec.defaults, **params})
 
     def stream(self, prompt: str, *, experiment: str | None = None, **params: Any) -> Stream:
+        return self._stream(prompt, experiment, params, deltas=True)
+
+    def _quiet(self, deltas: bool) -> dict[str, Any]:
+        """The backend's keyword for a caller that wants no deltas (generate, chat), where it has one."""
+        return {"deltas": False} if not deltas and self.backend.capabilities.quiet else {}
+
+    def _stream(self, prompt: str, experiment: str | None, params: dict[str, Any], *, deltas: bool) -> Stream:
         p = self.params(**params)
         t0 = time.perf_counter()
-        events = self.backend.stream(prompt, p)
+        events = self.backend.stream(prompt, p, **self._quiet(deltas))
         return Stream(events, lambda c: self._finish(c, t0, kind="generate", prompt=prompt, experiment=experiment))
 
     def chat(self, messages: str | Sequence[Message | dict], *, session: str | None = None,
              experiment: str | None = None, **params: Any) -> Completion:
         """Answer a conversation (a string is one user message) with the model's chat template."""
-        s = self.stream_chat(messages, session=session, experiment=experiment, **params)
+        s = self._stream_chat(messages, session, experiment, params, deltas=False)
         for _ in s:
             pass
         assert s.completion is not None
@@ -125,10 +132,14 @@ class Model:
 
     def stream_chat(self, messages: str | Sequence[Message | dict], *, session: str | None = None,
                     experiment: str | None = None, **params: Any) -> Stream:
+        return self._stream_chat(messages, session, experiment, params, deltas=True)
+
+    def _stream_chat(self, messages: str | Sequence[Message | dict], session: str | None, experiment: str | None,
+                     params: dict[str, Any], *, deltas: bool) -> Stream:
         msgs = coerce_messages(messages)
         p = self.params(**params)
         t0 = time.perf_counter()
-        events = self.backend.stream_chat(msgs, p)
+        events = self.backend.stream_chat(msgs, p, **self._quiet(deltas))
         return Stream(events, lambda c: self._finish(c, t0, kind="chat", messages=msgs, session=session,
                                                      experiment=experiment))
 

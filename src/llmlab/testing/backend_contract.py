@@ -156,6 +156,17 @@ class BackendContract:
             t.join(timeout=120)
         assert len(results) == 2 and all(c.usage.completion_tokens >= 1 for c in results)
 
+    def test_quiet(self, backend):
+        if not backend.capabilities.quiet:
+            pytest.skip(f"{backend.name} declares no quiet stream")
+        loud, c1 = self._one(backend.stream(PROMPT, self.params()))
+        quiet, c2 = self._one(backend.stream(PROMPT, self.params(), deltas=False))
+        assert len(quiet) == 1 and c2.first_token_s is not None  # the first token is still timed
+        assert c2.text == c1.text and c2.usage.completion_tokens == c1.usage.completion_tokens
+        assert len(loud) > 1  # (the prompt and params give several deltas when streamed)
+        _, c3 = self._one(backend.stream_chat(MESSAGES, self.params(), deltas=False))
+        assert c3.text and c3.usage.completion_tokens >= 1
+
     def test_perplexity(self, backend):
         if not backend.capabilities.perplexity:
             pytest.skip(f"{backend.name} declares no perplexity")

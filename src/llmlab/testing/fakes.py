@@ -151,7 +151,8 @@ class FakeBackend(LocalBackend):
         return [special.get(i) or bytes([i]).decode("utf-8", errors="backslashreplace") for i in ids]
 
     # -- generation ------------------------------------------------------------------------
-    def stream(self, prompt: str, params: GenerationParams, _chat: bool = False) -> Iterator[Delta | Completion]:
+    def stream(self, prompt: str, params: GenerationParams, _chat: bool = False, *,
+               deltas: bool = True) -> Iterator[Delta | Completion]:
         t0 = time.perf_counter()
         self.prompts.append(prompt)
         ids, dropped = fit_prompt(self.tokenize(prompt, add_special=True), self.info.context_length, params)
@@ -162,7 +163,7 @@ class FakeBackend(LocalBackend):
         self.calls += 1
         first: float | None = None
         seqs = []
-        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0])
+        events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], deltas=deltas)
         try:
             for ev in events:
                 if isinstance(ev, Delta):

@@ -219,12 +219,19 @@ def test_torch_loads_lazily_passive_and_with_the_lab_threads(tmp_path):
 
 
 _OPENMP_PROBE = r"""
-import os, sys
+import os, sys, time
 from llmlab.rag.embedders import load_embedder
 import torch
-def tasks():
-    return len(os.listdir("/proc/self/task"))
+def tasks():  # threads of this process, once those that are ending have gone (up to 5 s)
+    n, end = len(os.listdir("/proc/self/task")), time.monotonic() + 5
+    while n > base and time.monotonic() < end:
+        time.sleep(0.05)
+        n = len(os.listdir("/proc/self/task"))
+    return n
+base = 1 << 30
 e5 = load_embedder("e5", threads=2, cache_dir=sys.argv[1])
+base = tasks()
+time.sleep(0.2)
 base = tasks()
 e5.embed_documents(["제2조(휴관일) 도서관은 매주 월요일에 쉰다."] * 3)
 e5.embed_query("도서관은 무슨 요일에 쉬나요?")
