@@ -11,6 +11,7 @@ Prints one JSON object with the ratios the targets are stated in (issue 15).
 
     python bench/generation.py [--threads N] [--new-tokens 128] [--repeats 3] [--competing-load]
                                [--skip-transformers] [--skip-peers]
+    python bench/generation.py --after-embed [--threads N]   # decode before/after e5 embeddings in one process
 
 The C++ peer (llama-bench) comes from bench/peers.py (built on first use, ~10 min, cached);
 without a compiler or cmake its rows are skipped with a note.
@@ -64,6 +65,37 @@ def _llmlab_in_process(threads: int | None, n: int, repeats: int) -> dict:
     return {"decode_tokens_per_s": round(statistics.median(tg), 2), "prefill_tokens_per_s": round(statistics.median(pp), 1),
             "completion_tokens": toks, "threads": eng.threads, "threads_reason": info.get("threads_reason"),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+
+
+def after_embed(threads: int | None, n: int, repeats: int) -> dict:
+    """Decode speed in one process before and after e5 embeddings (torch shares llama.cpp's OpenMP
+    runtime): through the embedder (its torch work runs in threads that end with it), then with the
+    embedding graph called from this thread (the team stays: what happened before the fix)."""
+    from llmlab.models.model import load_model
+    from llmlab.rag.embedders import load_embedder
+
+    m = load_model("smollm2-135m", threads=threads, ledger=False)
+    eng = m.backend.engine
+
+    def rate() -> float:
+        out = []
+        for _ in range(repeats):
+            for slot in range(eng.n_slots):
+                eng.drop(slot)
+            out.append(m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n, temperature=0).tokens_per_s)
+        return round(statistics.median(out), 2)
+
+    m.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up
+    res = {"threads": eng.threads, "before": rate()}
+    e5 = load_embedder("e5", threads=eng.threads)
+    e5.embed_query("도서관은 무슨 요일에 쉬나요?")
+    e5.embed_documents(["제2조(휴관일) 도서관은 매주 월요일에 쉰다."] * 4)
+    res["after_embedder_calls"] = rate()
+    e5._graph.encode([[0, 5, 6, 2]] * 4)  # the same work on this (long-lived) thread
+    res["after_torch_on_this_thread"] = rate()
+    res["ratios"] = {"embedder": round(res["after_embedder_calls"] / res["before"], 3),
+                     "torch_on_this_thread": round(res["after_torch_on_this_thread"] / res["before"], 3)}
+    return res
 
 
 def bench_llmlab(threads: int | None, n: int, repeats: int) -> dict:
@@ -185,6 +217,8 @@ def main() -> None:
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--skip-peers", action="store_true", help="no llama-bench rows (and no build)")
     ap.add_argument("--skip-sweep", action="store_true", help="no fixed-thread sweep")
+    ap.add_argument("--after-embed", action="store_true",
+                    help="only: llmlab's decode speed before and after e5 embeddings in the same process")
     ap.add_argument("--alternate", type=int, default=0, metavar="N",
                     help="N more llmlab / llama-bench tg runs, alternated, one repeat each: the ratio as a median of pairs")
     ap.add_argument("--_transformers-only", dest="transformers_only", action="store_true", help=argparse.SUPPRESS)
@@ -195,6 +229,11 @@ def main() -> None:
         return
     if a.llmlab_only:
         print(json.dumps(_llmlab_in_process(a.threads, a.new_tokens, a.repeats)))
+        return
+    if a.after_embed:
+        print(json.dumps({"bench": "generation-after-embed", "new_tokens": a.new_tokens, "repeats": a.repeats,
+                          "load_average_at_start": os.getloadavg(), **after_embed(a.threads, a.new_tokens,
+                                                                                     a.repeats)}))
         return
 
     burner = None

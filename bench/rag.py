@@ -556,7 +556,8 @@ def _chat_once(base: str, i: int, new_tokens: int = 32) -> dict:
 
 
 def bench_chat_during_embed(n_chats: int) -> dict:
-    """TTFT of streamed chats, idle and during the dense phase of the server's own ingest job."""
+    """TTFT and decode speed of streamed chats: idle, during the dense phase of the server's own ingest
+    job, and after it."""
     import httpx
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -596,6 +597,9 @@ def bench_chat_during_embed(n_chats: int) -> dict:
                 time.sleep(1)
                 info = httpx.get(f"{base}/lab/jobs/{job}", timeout=10).json()
             job_s = time.perf_counter() - t_job
+            # and after it: decoding should be back at its idle speed (torch's OpenMP team, which llama.cpp
+            # shares the runtime with, ends with each embedding call; llmlab.threads.in_fresh_thread)
+            after = [_chat_once(base, i) for i in range(n_chats)]
         finally:
             serve.stop(proc)
 
@@ -607,10 +611,11 @@ def bench_chat_during_embed(n_chats: int) -> dict:
                 "ttft_p95_s": round(float(np.percentile(t, 95)), 3),
                 "decode_tok_s_mean": round(float(np.mean([x["tok_s"] for x in xs])), 1)}
 
-    a, b = summary(idle), summary(during)
+    a, b, c = summary(idle), summary(during), summary(after)
     out = {"data": data["data"], "files": len(files), "job_status": info.get("status"), "job_s": round(job_s, 1),
            "job_result": {k: (info.get("result") or {}).get(k) for k in ("documents", "chunks")},
-           "idle": a, "during_dense_phase": b}
+           "idle": a, "during_dense_phase": b, "after_the_job": c,
+           "decode_after_over_idle": round(c["decode_tok_s_mean"] / a["decode_tok_s_mean"], 2)}
     if b.get("n"):
         out["ratio_during_over_idle"] = {"ttft_p50": round(b["ttft_p50_s"] / a["ttft_p50_s"], 2),
                                          "decode_tok_s": round(b["decode_tok_s_mean"] / a["decode_tok_s_mean"], 2)}

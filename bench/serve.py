@@ -12,6 +12,12 @@ at all. Prints one JSON object with llmlab's ratios to llama-server (targets of 
 
     python bench/serve.py [--threads N] [--new-tokens 64] [--rounds 2] [--clients 1,4,8]
                           [--servers llmlab,llama-server,llama-cpp-python] [--skip-peers]
+    python bench/serve.py --alternate N [--threads N] [--clients 1,4,8]
+
+``--alternate N``: llmlab and llama-server run together and take turns, N rounds each per
+client count (who goes first swaps every pair), and the JSON gives each pair's ratio and
+their median — on a machine whose speed drifts by ±10 % between runs, a fairer reading
+than two servers measured minutes apart.
 
 llama-server comes from bench/peers.py (built on first use, ~10 min, cached); without a
 compiler or cmake its row is skipped with a note.
@@ -255,6 +261,61 @@ def bench_server(name: str, cmd: list[str], ready_path: str, args, clients: list
             stop(proc)
 
 
+async def _alternate(urls: dict[str, str], clients: list[int], n: int, new_tokens: int) -> list[dict]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=max(clients + [8]) * 2, max_keepalive_connections=max(clients + [8]))
+    cl = {name: httpx.AsyncClient(base_url=url, timeout=600, limits=limits) for name, url in urls.items()}
+    try:
+        for c in cl.values():
+            await run_round(c, [8], 0)  # warm-up
+        out = []
+        for label, sizes in [(k, [new_tokens] * k) for k in clients] + [("8 mixed", MIXED)]:
+            runs: dict[str, list] = {name: [] for name in cl}
+            pairs = []
+            for i in range(n):
+                order = list(cl) if i % 2 == 0 else list(cl)[::-1]  # who goes first swaps every pair
+                for name in order:
+                    runs[name].append(await run_round(cl[name], sizes, i * len(sizes)))  # the same prompts
+                rate = {name: summarize(label, [runs[name][-1]])["aggregate_tokens_per_s"] for name in cl}
+                pairs.append(round(rate["llmlab"] / rate["llama-server"], 3))
+            out.append({"clients": label, **{name: summarize(label, runs[name]) for name in cl},
+                        "pair_ratios": pairs, "ratio_median": round(statistics.median(pairs), 3)})
+        return out
+    finally:
+        for c in cl.values():
+            await c.aclose()
+
+
+def alternate(args, gguf: str, threads: int, clients: list[int]) -> dict:
+    """llmlab and llama-server up together, their rounds alternated (the order swapped every pair), so
+    the drift of a shared machine falls on both sides alike: per-pair ratios and their median."""
+    import peers
+
+    exe = peers.ensure_built(log=lambda m: print(m, file=sys.stderr))["llama_server"]
+    specs = {"llmlab": (llmlab_cmd(free_port(), threads, gguf), "/health/ready"),
+             "llama-server": (llama_server_cmd(exe, free_port(), threads, gguf), "/health")}
+    EXTRA.clear()
+    procs: dict[str, subprocess.Popen] = {}
+    with tempfile.TemporaryDirectory(prefix="llmlab-bench-serve-") as home:
+        try:
+            urls = {}
+            for name, (cmd, path) in specs.items():
+                procs[name] = start(cmd, home)
+                urls[name] = f"http://127.0.0.1:{cmd[cmd.index('--port') + 1]}"
+                wait_ready(urls[name], procs[name], path)
+            results = asyncio.run(_alternate(urls, clients, args.alternate, args.new_tokens))
+        finally:
+            for p in procs.values():
+                stop(p)
+    by = {str(r["clients"]): r for r in results}
+    return {"rounds_per_server": args.alternate, "results": results, "targets": {
+        "1_client>=0.95x": by.get("1", {}).get("ratio_median", 0) >= 0.95,
+        "8_clients>=1.0x": by.get("8", {}).get("ratio_median", 0) >= 1.0,
+        "8_clients_ttft_p95<=peer": by["8"]["llmlab"]["ttft_p95_s"] <= by["8"]["llama-server"]["ttft_p95_s"]
+        if "8" in by else False}}
+
+
 def ratios(ours: dict, peer: dict) -> dict:
     by_peer = {r["clients"]: r for r in peer["results"]}
     out = {}
@@ -275,6 +336,8 @@ def main() -> None:
     ap.add_argument("--clients", default="1,4,8")
     ap.add_argument("--servers", default="llmlab,llama-server,llama-cpp-python")
     ap.add_argument("--skip-peers", action="store_true", help="llmlab only (no build of llama-server)")
+    ap.add_argument("--alternate", type=int, default=0, metavar="N",
+                    help="instead: llmlab and llama-server up together, N rounds each alternated, per-pair ratios")
     ap.add_argument("--_raw-only", dest="raw_only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_gguf", dest="raw_gguf", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -290,6 +353,14 @@ def main() -> None:
                     "cpus": len(os.sched_getaffinity(0)), "load_average_at_start": os.getloadavg(),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": [], "notes": []}
     threads = args.threads
+    if args.alternate:
+        if threads is None:
+            from llmlab.threads import choose
+
+            threads = choose().threads
+        report.update(threads=threads, alternated=alternate(args, gguf, threads, clients))
+        print(json.dumps(report, ensure_ascii=False))
+        return
     if "llmlab" in servers:
         row, _ = bench_server("llmlab", llmlab_cmd(free_port(), threads, gguf), "/health/ready", args, clients)
         report["rows"].append(row)
