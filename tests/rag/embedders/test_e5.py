@@ -208,7 +208,7 @@ print(json.dumps({"before": before, "policy": os.environ.get("OMP_WAIT_POLICY"),
 """
 
 
-def test_torch_loads_lazily_passive_and_with_the_lab_threads(tmp_path):
+def test_torch_loads_lazily_and_with_the_lab_threads(tmp_path):
     pytest.importorskip("torch")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     env.update(LLMLAB_THREADS="1", LLMLAB_HOME=str(tmp_path))
@@ -216,6 +216,37 @@ def test_torch_loads_lazily_passive_and_with_the_lab_threads(tmp_path):
                          check=True, timeout=300)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r == {"before": False, "policy": None, "threads": 1, "dim": 384}
+
+
+POLICY_SCRIPT = """
+import os, sys
+from llmlab import threads
+threads.usable_cores = lambda: 4
+threads.busy_cores = lambda *a: (float(sys.argv[1]), "test")
+seen = []
+class Spy:  # the policy in the environment at the moment torch (and with it OpenMP) loads
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+sys.meta_path.insert(0, Spy())
+from llmlab.rag.embedders.e5 import import_torch
+import_torch()
+print(seen[-1], os.environ.get("OMP_WAIT_POLICY"))  # (the last look-up: find_spec probes first)
+"""
+
+
+@pytest.mark.parametrize("busy, policy", [("0.0", "None"), ("1.0", "PASSIVE")])
+def test_torch_loads_with_the_wait_policy_the_lab_chooses_for_llama_cpp(tmp_path, busy, policy):
+    """torch and llama.cpp share one OpenMP runtime, which reads its policy when the first loads it:
+    idle, OpenMP's spinning default (a passive one forced for torch made llama.cpp 3.3x slower when
+    torch came first); busy, passive for the whole process, as llama.cpp would get it."""
+    pytest.importorskip("torch")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "LLMLAB_THREADS")}
+    env["LLMLAB_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", POLICY_SCRIPT, busy], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == [policy, policy]  # at the import, and for the rest of the process
 
 
 _OPENMP_PROBE = r"""

