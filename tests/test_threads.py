@@ -51,3 +51,17 @@ def test_in_fresh_thread_returns_the_result_and_raises_in_the_caller():
     assert threads.in_fresh_thread(lambda a, b=0: (a + b, threading.get_ident() != main), 2, b=3) == (5, True)
     with pytest.raises(KeyError, match="nope"):
         threads.in_fresh_thread(lambda: {}["nope"])
+
+
+def test_run_niced_lowers_only_its_own_thread_and_returns_or_raises():
+    import os
+    import threading
+
+    from llmlab.jobs import run_niced
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = run_niced(lambda: (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert seen[0] != threading.get_native_id() and seen[1] == min(19, mine + 10)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller keeps its priority
+    with pytest.raises(ValueError, match="bad"):
+        run_niced(lambda: (_ for _ in ()).throw(ValueError("bad")))

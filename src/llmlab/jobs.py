@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from .errors import LLMLabError
+from .threads import in_fresh_thread
 
 log = logging.getLogger(__name__)
 
@@ -138,25 +139,15 @@ def run_niced(fn: Callable[[], Any], increment: int = 10) -> Any:
     chats) runs here. On Linux a nice value is per thread, so only this thread — and the
     threads it starts — is lowered; the job pool's threads, reused by later jobs, are not.
     """
-    out: dict[str, Any] = {}
-
-    def target() -> None:
+    def niced() -> Any:
         try:
             tid = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
         except (OSError, AttributeError):  # not Linux/Unix: run at normal priority
             pass
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            out["error"] = e
+        return fn()
 
-    t = threading.Thread(target=target, name="llmlab-job-niced", daemon=True)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
+    return in_fresh_thread(niced)
 
 
 class JobManager:
