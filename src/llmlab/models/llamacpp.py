@@ -180,7 +180,6 @@ class LlamaCppEngine:
                 self.drop(slot)
                 # the KV cache is unified: the copy shares the donor's cells (no data is copied)
                 self.lc.llama_memory_seq_cp(self.mem, donor, slot, 0, shared)
-                self._tokens[slot] = ids[:shared]
                 self.shared += shared
                 p = shared
             elif not self.lc.llama_memory_seq_rm(self.mem, slot, p, -1):

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .answer_type import type_gap
+from .answer_type import rarity_weights, type_gap
 from .types import Hit
 
 FEATURES = ("coverage", "dense", "unknown", "missing", "type_gap")
@@ -64,17 +64,15 @@ def unknown_share(key_weights: Mapping[str, float]) -> float:
 def missing_share(hits: Sequence[Hit], key_weights: Mapping[str, float]) -> float:
     """The rarity-weighted share of the question's key terms that the best of ``hits`` lacks.
 
-    ``key_weights`` maps each key term to its best single-term BM25 score in the collection
-    (an IDF-like rarity); a term the collection never holds weighs 1.5 times the rarest
-    known one, since a missing specific term is the surest sign of a near miss. The
-    minimum over ``hits``: 0 when one chunk holds every key term.
+    ``key_weights`` maps each key term to its best single-term BM25 score in the collection,
+    weighed by :func:`~llmlab.rag.answer_type.rarity_weights`. The minimum over ``hits``: 0
+    when one chunk holds every key term.
     """
     if not key_weights:
         return 0.0
     if not hits:
         return 1.0
-    top = max(key_weights.values())
-    weight = {t: (w if w > 0 else 1.5 * max(top, 1.0)) for t, w in key_weights.items()}
+    weight = rarity_weights(key_weights)
     total = sum(weight.values())
     return min(sum(w for t, w in weight.items() if t not in text) / total for text in map(_text, hits))
 

@@ -66,6 +66,16 @@ def answer_type(question: str) -> AnswerType | None:
     return AnswerType({"얼마": "amount", "언제": "when", "누구": "who", "누가": "who", "어디": "where"}[word])
 
 
+def rarity_weights(key_weights: Mapping[str, float]) -> dict[str, float]:
+    """Each key term's weight: its best single-term BM25 score in the collection (an IDF-like
+    rarity), and for a term the collection never holds 1.5 times the rarest known one — a
+    missing specific term is the surest sign of a near miss."""
+    if not key_weights:
+        return {}
+    top = max(key_weights.values())
+    return {t: (w if w > 0 else 1.5 * max(top, 1.0)) for t, w in key_weights.items()}
+
+
 def sentences(text: str) -> list[str]:
     """``text`` split into sentences and lines (a heading or list item is one)."""
     return [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) > 1]
@@ -85,8 +95,7 @@ def type_gap(question: str, texts: Sequence[str], key_weights: Mapping[str, floa
     weights = {t: w for t, w in key_weights.items() if t not in WH_NOUNS}
     if kind is None or not weights:
         return 0.0
-    top = max(weights.values())
-    weights = {t: (w if w > 0 else 1.5 * max(top, 1.0)) for t, w in weights.items()}
+    weights = rarity_weights(weights)
     total = sum(weights.values())
     best = best_typed = 0.0
     for text in texts:

@@ -10,8 +10,8 @@ grows. Terms map to sparse indices by CRC32 — stable across processes and stor
 from __future__ import annotations
 
 import functools
-import threading
 import re
+import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass

