@@ -371,8 +371,6 @@ def embed_worker(engine: str, data: Path, out: Path, launched: float, threads: i
     d = json.loads(data.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     emb = load_embedder(engine, threads=threads)
-    if hasattr(emb, "ready"):  # e5 loads torch in the background: the load is timed as load, not as embedding
-        emb.ready()
     t1, c1 = time.perf_counter(), time.process_time()
     P = emb.embed_documents(d["passages"])
     t2, c2 = time.perf_counter(), time.process_time()

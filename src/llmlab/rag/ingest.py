@@ -269,7 +269,6 @@ def ingest(paths: Iterable[str | Path], collection: str = DEFAULT_COLLECTION, *,
         raise _nothing_to_ingest(report, paths)
     with _DiskErrors(collection, settings), \
             Collection.open(collection, settings=settings, create=True, embedder=spec, **config) as coll:
-        coll.tokenizer.warm()  # its model loads while the documents are chunked (the e5 embedder's torch too)
         if instance is not None:
             coll.use_embedder(instance)
         with _Pass(coll, "lexical"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -36,21 +35,13 @@ class BM25Params:
     avg_len: float = 64.0  # average chunk length in terms; fixed per collection at creation
 
 
-_KIWI_LOCK = threading.Lock()  # one load, however many threads ask at once (warm() and a tokenize)
-
-
 @functools.lru_cache(maxsize=1)
-def _load_kiwi():
+def _kiwi():
     try:
         from kiwipiepy import Kiwi
     except ImportError:
         raise MissingDependencyError("kiwipiepy", purpose="Korean BM25 (morpheme analysis)") from None
-    return Kiwi(num_workers=1)  # one thread: the dense phase, not this one, is the heavier
-
-
-def _kiwi():
-    with _KIWI_LOCK:
-        return _load_kiwi()
+    return Kiwi(num_workers=1)  # one thread: ingest is bounded by the embedder anyway
 
 
 class KiwiTokenizer:
@@ -72,20 +63,9 @@ class KiwiTokenizer:
     def __call__(self, text: str) -> list[str]:
         return self.tokenize([text])[0]
 
-    def warm(self) -> None:
-        """Start loading Kiwi's model (about 2 s) in the background; the first tokenize waits for it."""
-        threading.Thread(target=_kiwi_quietly, name="llmlab-kiwi-load", daemon=True).start()
-
     def key_terms(self, text: str) -> list[str]:
         """The nouns and foreign words of ``text`` (what a question is about; verbs get paraphrased)."""
         return KiwiTokenizer(KEY_TAGS)(text)
-
-
-def _kiwi_quietly() -> None:
-    try:
-        _kiwi()
-    except Exception:  # noqa: BLE001 - the first tokenize raises it again, where it can be reported
-        pass
 
 
 class SimpleTokenizer:
@@ -102,9 +82,6 @@ class SimpleTokenizer:
 
     def key_terms(self, text: str) -> list[str]:
         return self(text)
-
-    def warm(self) -> None:
-        """Nothing to load."""
 
 
 #: lexical tokenizer name -> class; a collection records which one it was built with

