@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +117,40 @@ def in_fresh_thread(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     does not make llama.cpp's OpenMP barriers in the same process sleep instead of spin.
     Costs a thread start (~0.1 ms) per call: use it per batch, not per tensor operation.
     """
-    box: dict[str, Any] = {}
+    return start_in_fresh_thread(fn, *args, **kwargs).result()
 
-    def run() -> None:
-        try:
-            box["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
 
-    t = threading.Thread(target=run, name="llmlab-openmp-scope", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+class Pending(Generic[_T]):
+    """A call running in a thread of its own (:func:`start_in_fresh_thread`); :meth:`result` waits for it."""
+
+    def __init__(self, fn: Callable[..., _T], args: tuple, kwargs: dict):
+        self._box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                self._box["value"] = fn(*args, **kwargs)
+            except BaseException as e:  # re-raised in the thread that asks for the result
+                self._box["error"] = e
+
+        self._thread = threading.Thread(target=run, name="llmlab-openmp-scope", daemon=True)
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> _T:
+        """The call's value (waiting for it), or its exception raised here; the same on every call."""
+        self._thread.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
+
+
+def start_in_fresh_thread(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> Pending[_T]:
+    """Start ``fn(*args, **kwargs)`` in a new thread that ends when it returns (see :func:`in_fresh_thread`),
+    and go on: for loading that can overlap other start-up work.
+
+    The call must not import modules: an import in a second thread while the first imports too
+    can fail (torch raised "dictionary changed size during iteration"), so import first, then start.
+    """
+    return Pending(fn, args, kwargs)

@@ -77,13 +77,25 @@ class _Prepared:
     windows: list[list[tuple[list[str], tuple[int, int]]]]  # per chunk: (terms, char span) per window
 
 
-def _prepare(coll: Collection, doc: Document, doc_hash: str, chunks: list[Chunk]) -> _Prepared:
-    """Compute a chunked document's BM25 terms (one Kiwi pass over its sentences)."""
-    spans = sorted({(a, b) for c in chunks for a, b, _ in c.sentences})
-    headers = sorted({h for c in chunks for h in (c.title, c.section) if h})
-    terms = coll.tokenizer.tokenize([doc.text[a:b] for a, b in spans] + headers)
-    by_span = dict(zip(spans, terms))
-    by_header = dict(zip(headers, terms[len(spans):]))
+def _prepare(coll: Collection, docs: Sequence[tuple[Document, str, list[Chunk]]]) -> list[_Prepared]:
+    """Compute chunked documents' BM25 terms: one Kiwi pass over all their sentences and headers
+    (one call, so Kiwi's worker threads share the list)."""
+    texts: list[str] = []
+    plans = []
+    for doc, doc_hash, chunks in docs:
+        spans = sorted({(a, b) for c in chunks for a, b, _ in c.sentences})
+        headers = sorted({h for c in chunks for h in (c.title, c.section) if h})
+        plans.append((doc, doc_hash, chunks, spans, headers, len(texts)))
+        texts += [doc.text[a:b] for a, b in spans] + headers
+    terms = coll.tokenizer.tokenize(texts)
+    return [_assemble(coll, doc, doc_hash, chunks, dict(zip(spans, terms[at:])),
+                      dict(zip(headers, terms[at + len(spans):])))
+            for doc, doc_hash, chunks, spans, headers, at in plans]
+
+
+def _assemble(coll: Collection, doc: Document, doc_hash: str, chunks: list[Chunk],
+              by_span: dict[tuple[int, int], list[str]], by_header: dict[str, list[str]]) -> _Prepared:
+    """A document's chunk terms (title and section first) and its sentence windows' terms."""
     windows = []
     for c in chunks:
         body = [t for a, b, _ in c.sentences for t in by_span[(a, b)]]
@@ -298,14 +310,13 @@ def _lexical_phase(coll: Collection, todo: list[tuple[Document, str]], report: I
     total, done = sum(len(c) for *_, c in chunked), 0
     if on_progress:
         on_progress(IngestProgress("lexical", 0, total, 0.0))
-    batch: list[_Prepared] = []
+    batch: list[tuple[Document, str, list[Chunk]]] = []
     n_batch = 0
-    for i, (doc, doc_hash, chunks) in enumerate(chunked):
-        p = _prepare(coll, doc, doc_hash, chunks)
-        batch.append(p)
-        n_batch += len(p.chunks)
+    for i, item in enumerate(chunked):
+        batch.append(item)
+        n_batch += len(item[2])
         if n_batch >= batch_chunks or i == len(chunked) - 1:
-            done += _write_lexical(coll, batch, report)
+            done += _write_lexical(coll, _prepare(coll, batch), report)
             batch, n_batch = [], 0
             if on_progress:
                 on_progress(IngestProgress("lexical", done, total, time.perf_counter() - t0))

@@ -9,8 +9,8 @@ grows. Terms map to sparse indices by CRC32 — stable across processes and stor
 """
 from __future__ import annotations
 
-import functools
 import re
+import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -35,13 +35,27 @@ class BM25Params:
     avg_len: float = 64.0  # average chunk length in terms; fixed per collection at creation
 
 
-@functools.lru_cache(maxsize=1)
-def _kiwi():
+_KIWI: list = []  # the process's one Kiwi, once made
+_KIWI_LOCK = threading.Lock()
+
+
+def _import_kiwi() -> type:
     try:
         from kiwipiepy import Kiwi
     except ImportError:
         raise MissingDependencyError("kiwipiepy", purpose="Korean BM25 (morpheme analysis)") from None
-    return Kiwi(num_workers=1)  # one thread: ingest is bounded by the embedder anyway
+    return Kiwi
+
+
+def _kiwi():
+    """The process's Kiwi, made on first use (~2 s; its first analysis takes ~1 s more)."""
+    with _KIWI_LOCK:
+        if not _KIWI:
+            from ..config import default_threads, load_settings
+
+            # a list of texts is analysed by this many worker threads (the lab's thread setting)
+            _KIWI.append(_import_kiwi()(num_workers=int(load_settings().threads or default_threads())))
+        return _KIWI[0]
 
 
 class KiwiTokenizer:
@@ -51,13 +65,21 @@ class KiwiTokenizer:
 
     def __init__(self, tags: Iterable[str] = CONTENT_TAGS):
         self.tags = frozenset(tags)
+        self._keep: dict[str, bool] = {}  # Kiwi tag (e.g. "VV-R") -> kept; a handful of distinct tags
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        kiwi = _kiwi()
+        kiwi, keep = _kiwi(), self._keep
         out = []
         for tokens in kiwi.tokenize(list(texts)):
-            out.append([t.form.lower() if t.tag == "SL" else t.form
-                        for t in tokens if t.tag.split("-")[0] in self.tags])
+            row = []
+            for t in tokens:
+                tag = t.tag
+                kept = keep.get(tag)
+                if kept is None:
+                    kept = keep[tag] = tag.split("-")[0] in self.tags
+                if kept:
+                    row.append(t.form.lower() if tag == "SL" else t.form)
+            out.append(row)
         return out
 
     def __call__(self, text: str) -> list[str]:

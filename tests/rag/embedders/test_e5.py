@@ -115,6 +115,7 @@ def test_threads_follow_the_lab_setting(e5):
 def test_converted_model_is_cached_atomically_and_reused(e5, cache_dir, monkeypatch):
     from llmlab.rag.embedders import e5_engine, load_embedder
 
+    e5.embed_query("변환")  # the graph loads beside the caller: wait for it
     files = list(cache_dir.glob("*.pt"))
     assert len(files) == 1 and not list(cache_dir.glob("*.tmp"))
     assert files[0].name.startswith("e5-small-q4-") and files[0].name.endswith(f"-{e5.dtype}.pt")
@@ -143,7 +144,7 @@ def test_default_cache_lives_under_the_lab_home(llmlab_home):
     pytest.importorskip("torch")
     from llmlab.rag.embedders import load_embedder
 
-    load_embedder("e5", threads=1)
+    load_embedder("e5", threads=1).embed_query("캐시 위치")  # the graph loads beside the caller: wait for it
     assert len(list((llmlab_home / "cache" / "e5").glob("*.pt"))) == 1
 
 
@@ -283,3 +284,49 @@ def test_embedding_leaves_no_openmp_team_behind(cache_dir):
     base, after_e5, after_direct = map(int, out.stdout.split()[-3:])
     assert after_e5 == base  # no worker threads left by the embedder
     assert after_direct > base  # the probe sees a team when one stays (the control)
+
+
+_IMPORT_AUDIT = r"""
+import json, sys, threading
+elsewhere = []  # modules imported by a thread other than the main one
+def hook(event, args):
+    if event == "import" and threading.current_thread() is not threading.main_thread():
+        elsewhere.append(args[0])
+sys.addaudithook(hook)
+from llmlab.rag.embedders.e5 import E5Embedder
+runs = []
+for _ in range(2):  # a fresh lab home converts; the second one loads the cached file
+    e = E5Embedder(threads=1)
+    runs.append({"dim": int(e.embed_query("백그라운드").shape[0]), "imports": list(elsewhere)})
+    elsewhere.clear()
+print(json.dumps(runs))
+"""
+
+
+def test_the_graph_loads_beside_the_caller_and_imports_nothing_there(tmp_path):
+    """The converted graph loads in a thread of its own while chunking and Kiwi go on; a module
+    imported there while the main thread imports too can fail (torch: 'dictionary changed size
+    during iteration', seen once in CI), so everything is imported before that thread starts."""
+    pytest.importorskip("torch")
+    env = {**os.environ, "LLMLAB_HOME": str(tmp_path), "LLMLAB_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_AUDIT], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs == [{"dim": 384, "imports": []}, {"dim": 384, "imports": []}]
+    assert len(list((tmp_path / "cache" / "e5").glob("*.pt"))) == 1  # the first run did convert
+
+
+def test_a_failed_graph_load_is_raised_by_the_first_embedding(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from llmlab.rag.embedders import e5_engine, load_embedder
+
+    def broken(*a, **k):
+        raise OSError("weights unreadable")
+
+    monkeypatch.setattr(e5_engine, "load_converted", broken)
+    e = load_embedder("e5", threads=1, cache_dir=tmp_path)
+    assert e.count_tokens("토큰만 셉니다") > 0  # the tokenizer works without the graph
+    for _ in range(2):  # and every later call says the same
+        with pytest.raises(OSError, match="weights unreadable"):
+            e.embed_documents(["문서"])

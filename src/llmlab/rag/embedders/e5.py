@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import InvalidParameterError, MissingDependencyError
 from . import normalize
-from ...threads import in_fresh_thread
+from ...threads import in_fresh_thread, start_in_fresh_thread
 
 _VARIANTS = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
 _ROLES = {"passage": "passage: ", "query": "query: "}
@@ -84,7 +84,7 @@ class E5Embedder:
             raise InvalidParameterError(f"e5 dtype must be bfloat16 or float32, not {dtype!r}")
         torch = import_torch()
         from ...config import default_threads, load_settings
-        from .e5_engine import E5Graph, load_converted, native_bf16
+        from .e5_engine import E5Graph, import_for_loading, load_converted, native_bf16
         from .e5_file import E5File
 
         settings = load_settings()
@@ -94,15 +94,23 @@ class E5Embedder:
         cache = Path(cache_dir) if cache_dir is not None else settings.home / "cache" / "e5"
         self._torch = torch
         self._use_threads()
+        # the converted graph loads (or is converted, once per lab home) in a thread of its own while
+        # the caller goes on — chunking and Kiwi's analysis of an ingest need only the tokenizer — and
+        # the first embedding waits for it. Everything it needs is imported above, in this thread.
         # torch work runs in threads that end with it: see llmlab.threads.in_fresh_thread
-        self._graph = in_fresh_thread(lambda: E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache),
-                                                      torch))
+        import_for_loading(torch)
+        self._graph_loading = start_in_fresh_thread(
+            lambda: E5Graph(file, load_converted(file, torch, getattr(torch, dtype), cache), torch))
         self._tok = file.tokenizer
         self.name = "e5" if variant == "original" else f"e5:{variant}"
         self.dim = file.shape.hidden
         self.dtype = dtype
         self.batch_tokens = max(batch_tokens, file.shape.max_positions)
         self._window = file.shape.max_positions - 2  # content tokens per window (+ <s> and </s>)
+
+    @property
+    def _graph(self) -> Any:
+        return self._graph_loading.result()
 
     def _use_threads(self) -> None:
         if self._torch.get_num_threads() != self.threads:  # another part of the process may have changed it

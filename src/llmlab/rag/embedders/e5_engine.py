@@ -75,6 +75,14 @@ def convert(file: E5File, torch: Any, dtype: Any) -> dict[str, Any]:
     return out
 
 
+def import_for_loading(torch: Any) -> None:
+    """Import now, in this thread, what :func:`load_converted` would import on first use (torch.save's
+    helpers), so a load started in another thread imports nothing (see llmlab.threads.start_in_fresh_thread)."""
+    import io
+
+    torch.save(torch.zeros(1), io.BytesIO())
+
+
 def load_converted(file: E5File, torch: Any, dtype: Any, cache_dir: Path) -> dict[str, Any]:
     """The converted tensors, from the cache or converted now (and cached atomically)."""
     tag = str(dtype).replace("torch.", "")
