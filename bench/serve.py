@@ -261,7 +261,8 @@ def bench_server(name: str, cmd: list[str], ready_path: str, args, clients: list
             stop(proc)
 
 
-async def _alternate(urls: dict[str, str], clients: list[int], n: int, new_tokens: int) -> list[dict]:
+async def _alternate(urls: dict[str, str], clients: list[int], n: int, new_tokens: int,
+                     mixed: bool = True) -> list[dict]:
     import httpx
 
     limits = httpx.Limits(max_connections=max(clients + [8]) * 2, max_keepalive_connections=max(clients + [8]))
@@ -270,7 +271,7 @@ async def _alternate(urls: dict[str, str], clients: list[int], n: int, new_token
         for c in cl.values():
             await run_round(c, [8], 0)  # warm-up
         out = []
-        for label, sizes in [(k, [new_tokens] * k) for k in clients] + [("8 mixed", MIXED)]:
+        for label, sizes in [(k, [new_tokens] * k) for k in clients] + ([("8 mixed", MIXED)] if mixed else []):
             runs: dict[str, list] = {name: [] for name in cl}
             pairs = []
             for i in range(n):
@@ -304,7 +305,8 @@ def alternate(args, gguf: str, threads: int, clients: list[int]) -> dict:
                 procs[name] = start(cmd, home)
                 urls[name] = f"http://127.0.0.1:{cmd[cmd.index('--port') + 1]}"
                 wait_ready(urls[name], procs[name], path)
-            results = asyncio.run(_alternate(urls, clients, args.alternate, args.new_tokens))
+            results = asyncio.run(_alternate(urls, clients, args.alternate, args.new_tokens,
+                                                 mixed=not args.skip_mixed))
         finally:
             for p in procs.values():
                 stop(p)
@@ -336,6 +338,7 @@ def main() -> None:
     ap.add_argument("--clients", default="1,4,8")
     ap.add_argument("--servers", default="llmlab,llama-server,llama-cpp-python")
     ap.add_argument("--skip-peers", action="store_true", help="llmlab only (no build of llama-server)")
+    ap.add_argument("--skip-mixed", action="store_true", help="no mixed-length round")
     ap.add_argument("--alternate", type=int, default=0, metavar="N",
                     help="instead: llmlab and llama-server up together, N rounds each alternated, per-pair ratios")
     ap.add_argument("--_raw-only", dest="raw_only", action="store_true", help=argparse.SUPPRESS)
