@@ -12,12 +12,12 @@ at all. Prints one JSON object with llmlab's ratios to llama-server (targets of 
 
     python bench/serve.py [--threads N] [--new-tokens 64] [--rounds 2] [--clients 1,4,8]
                           [--servers llmlab,llama-server,llama-cpp-python] [--skip-peers]
-    python bench/serve.py --alternate N [--threads N] [--clients 1,4,8]
+    python bench/serve.py --alternate N [--threads N] [--clients 1,4,8] [--skip-mixed]
 
 ``--alternate N``: llmlab and llama-server run together and take turns, N rounds each per
 client count (who goes first swaps every pair), and the JSON gives each pair's ratio and
 their median — on a machine whose speed drifts by ±10 % between runs, a fairer reading
-than two servers measured minutes apart.
+than two servers measured minutes apart. ``--skip-mixed`` leaves out the mixed-length round.
 
 llama-server comes from bench/peers.py (built on first use, ~10 min, cached); without a
 compiler or cmake its row is skipped with a note.
