@@ -135,9 +135,6 @@ class Pending(Generic[_T]):
         self._thread = threading.Thread(target=run, name="llmlab-openmp-scope", daemon=True)
         self._thread.start()
 
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
     def result(self) -> _T:
         """The call's value (waiting for it), or its exception raised here; the same on every call."""
         self._thread.join()

@@ -32,6 +32,20 @@ def test_kiwi_batch_matches_single(kiwi):
     assert kiwi.tokenize(texts) == [kiwi(t) for t in texts]
 
 
+def test_kiwi_gets_the_lab_threads_as_workers_and_a_batch_keeps_its_order(kiwi, monkeypatch):
+    """Kiwi analyses a list with the lab's thread count of workers (ingest passes a batch of
+    documents' sentences in one call); the rows come back in the input's order."""
+    from llmlab.rag import lexical
+
+    texts = [f"{i}번째 근로자에게 연차 유급휴가 {i}일을 주어야 한다." for i in range(60)] + ["", "BTS 팬클럽"]
+    alone = [kiwi(t) for t in texts]
+    monkeypatch.setenv("LLMLAB_THREADS", "2")
+    monkeypatch.setattr(lexical, "_KIWI", [])  # a fresh Kiwi for this test only
+    batch = KiwiTokenizer().tokenize(texts)
+    assert lexical._KIWI[0].num_workers == 2
+    assert batch == alone and batch[5][0] == "5"
+
+
 def test_simple_tokenizer():
     assert SimpleTokenizer()("Hello, 세계! hello") == ["hello", "세계", "hello"]
     assert set(TOKENIZERS.names()) == {"kiwi", "simple"}
