@@ -85,12 +85,11 @@ def _prepare(coll: Collection, docs: Sequence[tuple[Document, str, list[Chunk]]]
     for doc, doc_hash, chunks in docs:
         spans = sorted({(a, b) for c in chunks for a, b, _ in c.sentences})
         headers = sorted({h for c in chunks for h in (c.title, c.section) if h})
-        plans.append((doc, doc_hash, chunks, spans, headers, len(texts)))
+        plans.append((doc, doc_hash, chunks, spans, headers))
         texts += [doc.text[a:b] for a, b in spans] + headers
-    terms = coll.tokenizer.tokenize(texts)
-    return [_assemble(coll, doc, doc_hash, chunks, dict(zip(spans, terms[at:])),
-                      dict(zip(headers, terms[at + len(spans):])))
-            for doc, doc_hash, chunks, spans, headers, at in plans]
+    terms = iter(coll.tokenizer.tokenize(texts))  # taken in the order the texts were laid out
+    return [_assemble(coll, doc, doc_hash, chunks, dict(zip(spans, terms)), dict(zip(headers, terms)))
+            for doc, doc_hash, chunks, spans, headers in plans]
 
 
 def _assemble(coll: Collection, doc: Document, doc_hash: str, chunks: list[Chunk],
