@@ -35,14 +35,14 @@ def test_kiwi_batch_matches_single(kiwi):
 def test_kiwi_gets_the_lab_threads_as_workers_and_a_batch_keeps_its_order(kiwi, monkeypatch):
     """Kiwi analyses a list with the lab's thread count of workers (ingest passes a batch of
     documents' sentences in one call); the rows come back in the input's order."""
-    from llmlab.rag import lexical
+    from llmlab.text import kiwi as shared
 
     texts = [f"{i}번째 근로자에게 연차 유급휴가 {i}일을 주어야 한다." for i in range(60)] + ["", "BTS 팬클럽"]
     alone = [kiwi(t) for t in texts]
     monkeypatch.setenv("LLMLAB_THREADS", "2")
-    monkeypatch.setattr(lexical, "_KIWI", [])  # a fresh Kiwi for this test only
+    monkeypatch.setattr(shared, "_KIWI", [])  # a fresh Kiwi for this test only
     batch = KiwiTokenizer().tokenize(texts)
-    assert lexical._KIWI[0].num_workers == 2
+    assert shared._KIWI[0].num_workers == 2
     assert batch == alone and batch[5][0] == "5"
 
 

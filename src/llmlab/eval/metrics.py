@@ -12,10 +12,10 @@ import math
 import re
 import string
 from collections import Counter
-from functools import lru_cache
 from typing import Iterable, Sequence
 
 from ..errors import InvalidParameterError, MissingDependencyError
+from ..text.kiwi import kiwi
 
 # Kiwi part-of-speech tags for punctuation and symbols, left out of ROUGE
 _PUNCT_TAGS = {"SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW", "W_EMOJI"}
@@ -36,17 +36,8 @@ def is_korean(text: str, threshold: float = 0.3) -> bool:
 
 
 # -- Kiwi morphemes -----------------------------------------------------------------------
-@lru_cache(maxsize=1)
 def _kiwi():
-    try:
-        from kiwipiepy import Kiwi
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError("kiwipiepy", purpose="Korean morpheme analysis (ROUGE, tokenize)") from e
-    import warnings
-
-    with warnings.catch_warnings():  # kiwipiepy notes that 0 now means one thread — which is what we want
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return Kiwi(num_workers=0)
+    return kiwi("Korean morpheme analysis (ROUGE, tokenize)")
 
 
 def morphemes(text: str, *, drop_punct: bool = True) -> list[str]:

@@ -10,14 +10,13 @@ grows. Terms map to sparse indices by CRC32 — stable across processes and stor
 from __future__ import annotations
 
 import re
-import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..errors import MissingDependencyError
 from ..registry import Registry
+from ..text.kiwi import kiwi
 from .types import SparseVector
 
 #: content morphemes kept as BM25 terms: nouns, numerals, foreign/Chinese words, roots,
@@ -35,29 +34,6 @@ class BM25Params:
     avg_len: float = 64.0  # average chunk length in terms; fixed per collection at creation
 
 
-_KIWI: list = []  # the process's one Kiwi, once made
-_KIWI_LOCK = threading.Lock()
-
-
-def _import_kiwi() -> type:
-    try:
-        from kiwipiepy import Kiwi
-    except ImportError:
-        raise MissingDependencyError("kiwipiepy", purpose="Korean BM25 (morpheme analysis)") from None
-    return Kiwi
-
-
-def _kiwi():
-    """The process's Kiwi, made on first use (~2 s; its first analysis takes ~1 s more)."""
-    with _KIWI_LOCK:
-        if not _KIWI:
-            from ..config import default_threads, load_settings
-
-            # a list of texts is analysed by this many worker threads (the lab's thread setting)
-            _KIWI.append(_import_kiwi()(num_workers=int(load_settings().threads or default_threads())))
-        return _KIWI[0]
-
-
 class KiwiTokenizer:
     """Text → BM25 terms (Kiwi content morphemes; Latin letters lower-cased)."""
 
@@ -68,9 +44,9 @@ class KiwiTokenizer:
         self._keep: dict[str, bool] = {}  # Kiwi tag (e.g. "VV-R") -> kept; a handful of distinct tags
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        kiwi, keep = _kiwi(), self._keep
+        keep = self._keep
         out = []
-        for tokens in kiwi.tokenize(list(texts)):
+        for tokens in kiwi("Korean BM25 (morpheme analysis)").tokenize(list(texts)):
             row = []
             for t in tokens:
                 tag = t.tag
