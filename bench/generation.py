@@ -286,9 +286,13 @@ def run(a: argparse.Namespace) -> dict:
     }
     if exe and a.alternate:  # pairs run back to back: the ratio read above this machine's run-to-run noise
         pairs = []
-        for _ in range(a.alternate):
-            ours_tg = bench_llmlab(a.threads, a.new_tokens, 1)["decode_tokens_per_s"]
-            peer_tg = bench_llama_bench(exe, gguf, threads, a.prompt_tokens, a.new_tokens, 1)["decode_tokens_per_s"]
+        for i in range(a.alternate):  # who goes first swaps every pair (as in bench/serve.py)
+            if i % 2:
+                peer_tg = bench_llama_bench(exe, gguf, threads, a.prompt_tokens, a.new_tokens, 1)["decode_tokens_per_s"]
+                ours_tg = bench_llmlab(a.threads, a.new_tokens, 1)["decode_tokens_per_s"]
+            else:
+                ours_tg = bench_llmlab(a.threads, a.new_tokens, 1)["decode_tokens_per_s"]
+                peer_tg = bench_llama_bench(exe, gguf, threads, a.prompt_tokens, a.new_tokens, 1)["decode_tokens_per_s"]
             pairs.append((ours_tg, peer_tg))
         ratios_ = sorted(o / p for o, p in pairs)
         res["alternating_pairs"] = {

@@ -402,6 +402,29 @@ class Delta:
         return self.text
 
 
+class ReaderSignal:
+    """Not a piece of output: what a local stream yields to a reader that must not block.
+
+    Only a stream read through :func:`llmlab.models.streaming.reading` yields these (the
+    server's event loop reads its llama.cpp streams that way); every layer that wraps a
+    stream passes them through untouched. Plain iteration never sees one.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+#: nothing is ready yet; the reader is woken (``Reader.wake``) when something is
+PENDING = ReaderSignal("PENDING")
+#: what follows may block (the end of a stream: the result, the ledger's record): read it in a thread
+HANDOFF = ReaderSignal("HANDOFF")
+
+
 @dataclass
 class ModelInfo:
     """What llmlab knows about a loaded model."""

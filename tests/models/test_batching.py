@@ -8,6 +8,7 @@ import pytest
 from llmlab.errors import BusyError
 from llmlab.models.model import load_model
 from llmlab.testing.contract import GenerationContract, StructuralContract
+from llmlab.types import HANDOFF, PENDING
 
 
 def fake(**kw):
@@ -357,4 +358,75 @@ def test_generate_and_chat_ask_the_decode_loop_for_no_deltas_and_stream_still_ge
     streamed = [d.text for d in m.stream("p", max_new_tokens=40, temperature=0)]
     assert seen == [False, False, True]
     assert len(streamed) > 5 and "".join(streamed) == c.text
+    m.close()
+
+
+# -- a reader that must not block (the server's event loop): models.streaming.reading ----------------
+def _read_without_blocking(it, first):
+    """Drive a stream the way the event loop does: on PENDING wait for a wake, never in the stream."""
+    items = [first]
+    ev = first
+    while True:
+        if ev is PENDING:
+            assert _WOKEN.wait(5), "a PENDING stream was never woken"
+            _WOKEN.clear()
+        try:
+            ev = next(it)
+        except StopIteration:
+            return items
+        items.append(ev)
+
+
+_WOKEN = threading.Event()
+
+
+def test_a_reader_that_must_not_block_gets_pending_is_woken_per_item_and_gets_handoff_before_the_result():
+    from llmlab.models.streaming import Reader, reading
+    from llmlab.types import Completion, Delta, GenerationParams, ReaderSignal
+
+    m = fake(replies=["안녕하세요, 반갑습니다"], delay_s=0.003)
+    wakes = []
+
+    def wake():
+        wakes.append(threading.current_thread().name)
+        _WOKEN.set()
+
+    reader = Reader(wake)
+    _WOKEN.clear()
+    with reading(reader):
+        it = iter(m.backend.stream("hi", GenerationParams(max_new_tokens=64)))
+        first = next(it)  # submits the request: the reader is taken then
+    assert reader.attached
+    items = _read_without_blocking(it, first)
+    deltas = [x for x in items if isinstance(x, Delta)]
+    assert "".join(d.text for d in deltas) == "안녕하세요, 반갑습니다"
+    assert PENDING in items  # the stream said "nothing yet" instead of blocking
+    assert items[-2:][0] is HANDOFF and isinstance(items[-1], Completion)  # the end is read in a thread
+    assert items.count(HANDOFF) == 1
+    assert not any(isinstance(x, ReaderSignal) for x in items[items.index(HANDOFF) + 1:])
+    assert len(wakes) >= len(deltas) and set(wakes) == {"llmlab-decode"}  # the decode thread wakes the reader
+    assert items[-1].text == "안녕하세요, 반갑습니다"
+
+    # the reader is taken once: a second stream in the same block, and any stream outside it, block as before
+    with reading(reader):
+        second = list(m.backend.stream("hi", GenerationParams(max_new_tokens=64)))
+    assert not any(isinstance(x, ReaderSignal) for x in second)
+    plain = list(m.backend.stream("hi", GenerationParams(max_new_tokens=64)))
+    assert not any(isinstance(x, ReaderSignal) for x in plain)
+    m.close()
+
+
+def test_closing_a_stream_read_without_blocking_frees_its_slot():
+    from llmlab.models.streaming import Reader, reading
+    from llmlab.testing.waiting import wait_until
+    from llmlab.types import GenerationParams
+
+    m = fake(replies=["가나다라마바사" * 200], delay_s=0.003)
+    sched = m.backend.scheduler
+    with reading(Reader(lambda: None)):
+        it = iter(m.backend.stream("hi", GenerationParams(max_new_tokens=2000)))
+        next(it)
+    assert wait_until(lambda: sched.load["active"] == 1)
+    it.close()  # suspended at PENDING: nothing is inside it, so it closes at once
+    assert wait_until(lambda: sched.load["active"] == 0 and sched.load["free_slots"] == 8), sched.load
     m.close()

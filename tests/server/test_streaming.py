@@ -183,3 +183,89 @@ def test_async_stream_hands_over_what_piled_up_in_one_batch_and_errors_after_the
 
     assert asyncio.run(closing()) == (True, None)
     pool.shutdown()
+
+
+def _recorded(stream, log):
+    """Pass ``stream`` through, noting which thread advanced it to each item (and to its end)."""
+    class Recorded:
+        @property
+        def completion(self):
+            return stream.completion
+
+        def __iter__(self):
+            for item in stream:
+                log.append((item, threading.current_thread()))
+                yield item
+            log.append(("end", threading.current_thread()))
+
+        def close(self):
+            stream.close()
+
+    return Recorded()
+
+
+def test_a_local_stream_is_read_on_the_event_loop_and_its_end_in_a_worker():
+    """on_loop: after the worker's first step, the loop advances the stream itself when the decode
+    thread wakes it (one thread woken per token, not two); the end (the ledger's record, unmasking)
+    is read by a worker again, so nothing that may block runs on the loop."""
+    import concurrent.futures
+
+    from llmlab.guard.policy import GuardedModel
+    from llmlab.server.streaming import AsyncStream
+    from llmlab.types import Delta, ReaderSignal
+
+    m = load_model("m", backend="fake", ledger=False, replies=["전화는 [PHONE_1] 입니다. 안녕히 계세요."],
+                   delay_s=0.003)
+    guarded = GuardedModel(m, "mask")  # the masking guard holds back and unmasks text: signals pass through it
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    log = []
+
+    async def read():
+        s = AsyncStream(_recorded(guarded.stream_chat("내 번호는 010-1234-5678 이야", max_new_tokens=200), log),
+                        pool, on_loop=True)
+        out = []
+        while True:
+            batch = await s.next_batch()
+            if not batch:
+                return s, out, threading.current_thread()
+            out += batch
+
+    s, out, loop_thread = asyncio.run(read())
+    assert s.read_on_loop
+    assert all(isinstance(d, Delta) for d in out)  # the reader never sees a signal
+    assert "".join(d.text for d in out) == s.source.completion.text == "전화는 010-1234-5678 입니다. 안녕히 계세요."
+    assert guarded.masker.mapping == {"[PHONE_1]": "010-1234-5678"}  # the model saw the placeholder only
+    on_loop = [item for item, t in log if t is loop_thread]
+    assert any(isinstance(x, Delta) for x in on_loop)  # tokens were advanced on the loop
+    assert isinstance(on_loop[-1], ReaderSignal) and on_loop[-1].name == "HANDOFF"  # ... until the hand-off
+    assert log[-1][0] == "end" and log[-1][1] is not loop_thread  # the end (the completion) in a worker
+    pool.shutdown()
+    m.close()
+
+
+def test_a_stream_read_on_the_loop_that_is_closed_frees_its_slot_and_a_plain_one_reads_as_before():
+    import concurrent.futures
+
+    from llmlab.server.streaming import AsyncStream
+
+    m = load_model("m", backend="fake", ledger=False, replies=[LONG], context_length=32768, delay_s=0.003)
+    sched = m.backend.scheduler
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+
+    async def read_some():
+        s = AsyncStream(m.stream("hi", max_new_tokens=4000), pool, on_loop=True)
+        got = [await s.next() for _ in range(5)]
+        assert s.read_on_loop and sched.load["active"] == 1
+        s.close()
+        return got
+
+    assert all(got for got in asyncio.run(read_some()))
+    assert wait_until(lambda: sched.load == {"active": 0, "waiting": 0, "free_slots": 8, "slots": 8}), sched.load
+
+    async def plain():  # a stream that knows no readers (a remote API): a worker pumps it all
+        s = AsyncStream(iter(["a", "b"]), pool, on_loop=True)
+        return [await s.next(), await s.next(), await s.next()], s.read_on_loop
+
+    assert asyncio.run(plain()) == (["a", "b", None], False)
+    pool.shutdown()
+    m.close()

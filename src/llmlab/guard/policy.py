@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any, Iterator, Literal, Sequence
 
 from ..errors import InvalidParameterError
-from ..types import Completion, Delta, Message, coerce_messages
+from ..types import Completion, Delta, Message, ReaderSignal, coerce_messages
 from . import pii_extra  # noqa: F401  (registers the passport and licence detectors)
 from .pii import DEFAULT_MIN_CONFIDENCE, Masker, find_pii, unmask
 
@@ -108,7 +108,7 @@ class GuardedStream:
         mapping = self._masker.mapping if self._masker is not None else {}
         unmaskers: dict[int, StreamUnmasker] = {}
         for d in self._stream:
-            if not mapping:
+            if not mapping or isinstance(d, ReaderSignal):
                 yield d
                 continue
             u = unmaskers.setdefault(d.index, StreamUnmasker(mapping))

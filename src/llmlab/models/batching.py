@@ -23,8 +23,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..errors import BackendError, BusyError, InvalidParameterError, LLMLabError, QueueTimeoutError
-from ..types import Delta, GenerationParams, Sequence_
+from ..types import HANDOFF, PENDING, Delta, GenerationParams, Sequence_
 from .decoding import RequestState, SlotEngine
+from .streaming import Reader, take_reader
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class _Request:
     queued_at: float = field(default_factory=time.monotonic)
     deltas: bool = True  # False: only the first delta is handed over (its time is the first token's), then the result
     started: bool = False  # a delta was handed over
+    reader: Reader | None = None  # a reader that must not block (models.streaming.reading): woken per item
 
 
 class Scheduler:
@@ -107,7 +109,8 @@ class Scheduler:
         """Queue a request; iterate the result for its deltas and, last, its sequences.
 
         ``deltas=False`` (a caller that only wants the result): the first delta still comes (it
-        times the first token), the rest do not — no thread wakes per token.
+        times the first token), the rest do not — no thread wakes per token. Submitted inside
+        :func:`~llmlab.models.streaming.reading`, the request is read without blocking (``_events``).
         """
         if params.num_return_sequences > self.engine.n_slots:
             raise InvalidParameterError(
@@ -115,7 +118,7 @@ class Scheduler:
                 f"{self.engine.n_slots} sequences at once")
         state = RequestState(prompt_ids, params, n_ctx=self.engine.n_ctx, is_eog=self.engine.is_eog,
                              token_bytes=self.engine.token_bytes, piece=piece, constraint=constraint)
-        req = _Request(state, deltas=deltas)
+        req = _Request(state, deltas=deltas, reader=take_reader())
         with self._cv:
             if self._closed:
                 raise BackendError("the model was closed")
@@ -126,17 +129,31 @@ class Scheduler:
             self._cv.notify()
         return self._events(req)
 
-    def _events(self, req: _Request) -> Iterator[Delta | list[Sequence_]]:
+    def _events(self, req: _Request) -> Iterator[Any]:
+        """The request's deltas, then its sequences. With a reader (``req.reader``) it never
+        blocks: it yields ``PENDING`` when nothing is ready, and ``HANDOFF`` before the
+        sequences (what the caller does with them may block), after which it reads as usual."""
         finished = False
+        nonblocking = req.reader is not None
         try:
             while True:
-                ev = req.out.get()
+                if nonblocking:
+                    try:
+                        ev = req.out.get_nowait()
+                    except queue.Empty:
+                        yield PENDING
+                        continue
+                else:
+                    ev = req.out.get()
                 if ev is _DONE:
                     finished = True
                     return
                 if isinstance(ev, BaseException):
                     finished = True
                     raise ev
+                if nonblocking and isinstance(ev, list):
+                    nonblocking = False
+                    yield HANDOFF
                 yield ev
         finally:
             if not finished:  # the reader went away: stop generating for it
@@ -157,6 +174,15 @@ class Scheduler:
         self._thread.join(timeout=30)
 
     # -- the decode thread -----------------------------------------------------------------
+    @staticmethod
+    def _put(req: _Request, item: Any) -> None:
+        req.out.put(item)
+        if req.reader is not None:
+            try:
+                req.reader.wake()
+            except Exception:  # a reader gone (its event loop closed) must not stop the others' step
+                log.debug("waking a stream's reader failed", exc_info=True)
+
     def _run(self) -> None:
         try:
             self._loop()
@@ -179,10 +205,10 @@ class Scheduler:
                 log.exception("decode loop failed")
                 err = e if isinstance(e, LLMLabError) else BackendError(f"generation failed: {e}")
                 for req in list(self._active):
-                    req.out.put(err)
+                    self._put(req, err)
                     self._release(req)
         for req in pending:
-            req.out.put(BackendError("the model was closed"))
+            self._put(req, BackendError("the model was closed"))
 
     def _iteration(self) -> None:
         entries: list[tuple[int, int]] = []
@@ -196,16 +222,16 @@ class Scheduler:
             try:
                 deltas, pending = req.state.step(req.logits)
             except LLMLabError as e:
-                req.out.put(e)
+                self._put(req, e)
                 self._release(req)
                 continue
             if deltas and (req.deltas or not req.started):
                 for d in deltas if req.deltas else deltas[:1]:
-                    req.out.put(d)
+                    self._put(req, d)
                 req.started = True
             if req.state.done:
-                req.out.put(req.state.result())
-                req.out.put(_DONE)
+                self._put(req, req.state.result())
+                self._put(req, _DONE)
                 self._release(req)
                 continue
             entries += [(req.slots[i], tok) for i, tok in pending]
@@ -238,7 +264,7 @@ class Scheduler:
         for req in self._waiting:
             waited = now - req.queued_at
             if waited > self.queue_timeout_s and not req.cancelled:
-                req.out.put(QueueTimeoutError(
+                self._put(req, QueueTimeoutError(
                     f"the request waited {waited:.1f}s for a free slot of this model (the limit is "
                     f"{self.queue_timeout_s:g}s); try again shortly", retry_after_s=max(1.0, self.queue_timeout_s)))
             elif not req.cancelled:
@@ -296,8 +322,8 @@ class Scheduler:
                 req.slots = [slot] + others
                 budget -= cost
             if req.state.done:  # nothing to generate (max_new_tokens=0)
-                req.out.put(req.state.result())
-                req.out.put(_DONE)
+                self._put(req, req.state.result())
+                self._put(req, _DONE)
                 self._release(req, keep_cache=False)
                 continue
             admitted.append(req)
@@ -317,7 +343,7 @@ class Scheduler:
             firsts = [e] if len(items) == 1 else [self._prefill_one(item) for item in items]
         for req, first in zip(admitted, firsts):
             if isinstance(first, LLMLabError):
-                req.out.put(first)
+                self._put(req, first)
                 self._release(req, keep_cache=False)
                 continue
             for s in req.slots[1:]:  # num_return_sequences > 1: the others share the prompt's cells

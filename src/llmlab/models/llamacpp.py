@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, MissingDependencyError
-from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
+from ..types import Completion, Delta, GenerationParams, ModelInfo, ReaderSignal, Usage
 from .base import LocalBackend
 from .batching import Scheduler
 from .capabilities import LLAMACPP
@@ -399,6 +399,8 @@ class LlamaCppBackend(LocalBackend):
                 if isinstance(ev, Delta):
                     if first is None:
                         first = time.perf_counter() - t0
+                    yield ev
+                elif isinstance(ev, ReaderSignal):  # a reader that must not block (models.streaming.reading)
                     yield ev
                 else:
                     seqs = ev

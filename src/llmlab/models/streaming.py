@@ -4,10 +4,54 @@ A token can end in the middle of a multi-byte character (Korean syllables are 3 
 UTF-8 and byte-level tokenizers split them). :class:`TextAssembler` only ever releases
 complete characters, and holds back text that could still become a stop string, so a
 stream never shows a broken character or the start of a stop sequence.
+
+:class:`Reader` and :func:`reading` let a reader that must never block (the server's event
+loop) advance a local stream only when a token is ready, instead of a thread waiting for
+each token and then waking the loop: on two cores every such wake-up takes a core from the
+spinning decode threads.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
+import contextvars
+from typing import Callable, Iterator
+
+
+class Reader:
+    """A reader that must not block: the stream yields ``PENDING`` instead of waiting, and
+    ``wake()`` is called (from the decode thread) whenever something new is ready for it.
+
+    Set it with :func:`reading` around the stream's first advance (which submits the request);
+    ``attached`` then says whether the stream took it (a stream that does not know readers —
+    a remote API, transformers — blocks as before and never yields ``PENDING``).
+    """
+
+    def __init__(self, wake: Callable[[], None]):
+        self.wake = wake
+        self.attached = False
+
+
+_READER: contextvars.ContextVar[Reader | None] = contextvars.ContextVar("llmlab_reader", default=None)
+
+
+@contextlib.contextmanager
+def reading(reader: Reader) -> Iterator[Reader]:
+    """Within this block, the first request a local stream submits is read by ``reader``."""
+    token = _READER.set(reader)
+    try:
+        yield reader
+    finally:
+        _READER.reset(token)
+
+
+def take_reader() -> Reader | None:
+    """The reader set by :func:`reading`, once (for the request being submitted), or None."""
+    reader = _READER.get()
+    if reader is None or reader.attached:
+        return None
+    reader.attached = True
+    return reader
 
 
 class TextAssembler:

@@ -191,7 +191,7 @@ class LabState:
             self.check_budget(key_id, lease.model)
             guarded = self.guard(lease.model)
             stream = await self.run(start, guarded)
-            gen = Generation(self, lease, guarded, AsyncStream(stream, self.executor), key_id,
+            gen = Generation(self, lease, guarded, AsyncStream(stream, self.executor, on_loop=True), key_id,
                              clock=clock)
             gen.first = await gen.stream.next()
             if gen.first is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import json
 import logging
@@ -28,10 +29,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import BusyError
+from ..models.streaming import Reader, reading
+from ..types import HANDOFF, PENDING
 
 log = logging.getLogger(__name__)
 
 _END = object()
+_TO_LOOP = object()  # the worker's last item when the stream goes on without blocking: the loop reads it now
 
 
 class Admission:
@@ -74,23 +78,36 @@ class _Failure:
 
 
 class AsyncStream:
-    """Read a blocking iterator (a model stream) in one worker thread; the event loop takes what it produced.
+    """Read a blocking iterator (a model stream) for the event loop.
 
-    One executor job pumps the whole stream (not one job per item): the worker appends every
-    item to a buffer and wakes the event loop only when it is waiting, so a token costs one
-    thread hand-off instead of three, and pieces that arrive while the loop is busy (eight
-    streams at once) are taken together by :meth:`next_batch` and sent in one write.
+    One executor job pumps the stream (not one job per item): the worker appends every item
+    to a buffer and wakes the event loop only when it is waiting, and pieces that arrive while
+    the loop is busy (eight streams at once) are taken together by :meth:`next_batch` and sent
+    in one write.
+
+    With ``on_loop=True`` a local stream that knows readers (llama.cpp, the fake) is read on
+    the event loop itself once it has started: the worker makes the first step (prompt,
+    template, submitting the request) inside :func:`~llmlab.models.streaming.reading`; from
+    then on the decode thread wakes the loop when a token is ready and the loop advances the
+    stream, which yields ``PENDING`` instead of waiting. So a streamed token wakes one thread
+    (the loop), not two (a worker, then the loop). At ``HANDOFF`` (the end, whose bookkeeping
+    may block: the ledger's record) a worker reads the rest. Other streams are pumped by the
+    worker throughout.
     """
 
-    def __init__(self, stream: Any, executor: concurrent.futures.Executor):
+    def __init__(self, stream: Any, executor: concurrent.futures.Executor, *, on_loop: bool = False):
         self._stream = stream
+        self._iter: Any = None  # iter(stream), made by the first reader
         self._executor = executor
         self._lock = threading.Lock()
         self._buffer: deque[Any] = deque()  # filled by the worker, emptied by the loop (under _lock)
-        self._waiter: asyncio.Future | None = None  # the loop waits on it while the buffer is empty
+        self._waiter: asyncio.Future | None = None  # the loop waits on it while it has nothing to take
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: deque[Any] = deque()  # taken from the buffer, not yet returned by next()
-        self._running = False  # the worker is inside the stream
+        self._reader = Reader(self._signal) if on_loop else None
+        self._on_loop = False  # the loop advances the stream itself (a worker handed it over)
+        self._signalled = False  # the decode thread readied something since the loop last advanced
+        self._running = False  # a worker is inside the stream
         self._stop = False  # close() was called: the worker stops after the item it is waiting for
         self.finished = False
         self.closed = False
@@ -100,15 +117,28 @@ class AsyncStream:
         """The blocking stream being read (its ``completion`` is set once it is consumed)."""
         return self._stream
 
+    @property
+    def read_on_loop(self) -> bool:
+        """Whether the stream took the loop as its reader (see the class docstring)."""
+        return self._reader is not None and self._reader.attached
+
     # -- the worker thread ---------------------------------------------------------------------------
-    def _pump(self) -> None:
+    def _pump(self, first: bool) -> None:
         try:
-            for item in self._stream:
-                if self._stop:
-                    break
-                self._deliver(item)
-            else:
-                self._deliver(_END)
+            if self._iter is None:
+                self._iter = iter(self._stream)
+            with reading(self._reader) if first and self._reader is not None else contextlib.nullcontext():
+                for item in self._iter:
+                    if item is HANDOFF:
+                        continue
+                    if item is PENDING:  # the stream reads without blocking now: the loop takes it over
+                        self._deliver(_TO_LOOP)
+                        return
+                    if self._stop:
+                        break
+                    self._deliver(item)
+                else:
+                    self._deliver(_END)
         except BaseException as e:  # handed to the reader, raised there
             self._deliver(_Failure(e))
         finally:
@@ -126,24 +156,79 @@ class AsyncStream:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(_wake, waiter)
 
+    # -- the decode thread (a stream read on the loop) -------------------------------------------------
+    def _signal(self) -> None:
+        with self._lock:
+            self._signalled = True
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(_wake, waiter)
+
     # -- the event loop ------------------------------------------------------------------------------
+    def _start_worker(self, first: bool) -> None:
+        assert self._loop is not None
+        self._running = True
+        try:
+            self._executor.submit(contextvars.copy_context().run, self._pump, first)
+        except BaseException:
+            self._running = False
+            raise
+
+    def _advance(self) -> None:
+        """Advance the stream on the loop until it has nothing ready (it never blocks here)."""
+        while True:
+            with self._lock:
+                self._signalled = False
+            try:
+                item = next(self._iter)
+            except StopIteration:
+                self._ready.append(_END)
+                return
+            except BaseException as e:
+                self._ready.append(_Failure(e))
+                return
+            if item is PENDING:
+                return
+            if item is HANDOFF:  # the rest may block: a worker reads it
+                self._on_loop = False
+                self._start_worker(first=False)
+                return
+            self._ready.append(item)
+
     async def _fill(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-            self._running = True
-            try:
-                self._executor.submit(contextvars.copy_context().run, self._pump)
-            except BaseException:
-                self._running = False
-                raise
+            self._start_worker(first=True)
         while True:
+            if self._on_loop:
+                self._advance()
+                if self._ready:
+                    return
+                if self._on_loop:
+                    with self._lock:
+                        if self._signalled:  # readied while the stream was being advanced
+                            continue
+                        waiter = self._waiter = self._loop.create_future()
+                    await waiter
+                    continue
             with self._lock:
                 if self._buffer:
-                    self._ready.extend(self._buffer)
+                    items = list(self._buffer)
                     self._buffer.clear()
-                    return
-                waiter = self._waiter = self._loop.create_future()
-            await waiter
+                else:
+                    items = None
+                    waiter = self._waiter = self._loop.create_future()
+            if items is None:
+                await waiter
+                continue
+            for item in items:
+                if item is _TO_LOOP:
+                    self._on_loop = True
+                else:
+                    self._ready.append(item)
+            if self._ready:
+                return
 
     def _take(self) -> Any:
         item = self._ready.popleft()
@@ -203,6 +288,8 @@ class AsyncStream:
 
     def _close_stream(self) -> None:
         try:
+            if self._iter is not None and hasattr(self._iter, "close"):
+                self._iter.close()  # the generator being read (its wrappers' cleanup runs)
             self._stream.close()
         except Exception:  # pragma: no cover - closing must never raise into the server
             log.exception("closing a stream failed")

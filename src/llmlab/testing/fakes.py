@@ -21,7 +21,7 @@ from ..models.batching import Scheduler
 from ..models.capabilities import FAKE
 from ..models.decoding import common_prefix_len, fit_prompt
 from ..models.spec import ModelSpec
-from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
+from ..types import Completion, Delta, GenerationParams, ModelInfo, ReaderSignal, Usage
 
 BOS, EOS = 256, 257
 N_VOCAB = 258
@@ -168,6 +168,8 @@ class FakeBackend(LocalBackend):
             for ev in events:
                 if isinstance(ev, Delta):
                     first = first if first is not None else time.perf_counter() - t0
+                    yield ev
+                elif isinstance(ev, ReaderSignal):  # a reader that must not block, as in LlamaCppBackend
                     yield ev
                 else:
                     seqs = ev
