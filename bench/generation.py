@@ -12,6 +12,7 @@ Prints one JSON object with the ratios the targets are stated in (issue 15).
     python bench/generation.py [--threads N] [--new-tokens 128] [--repeats 3] [--competing-load]
                                [--skip-transformers] [--skip-peers]
     python bench/generation.py --after-embed [--threads N]   # decode before/after e5 embeddings in one process
+    python bench/generation.py --two-models [--threads N]    # decode alone / after a second model generated
 
 The C++ peer (llama-bench) comes from bench/peers.py (built on first use, ~10 min, cached);
 without a compiler or cmake its rows are skipped with a note.
@@ -95,6 +96,34 @@ def after_embed(threads: int | None, n: int, repeats: int) -> dict:
     res["after_torch_on_this_thread"] = rate()
     res["ratios"] = {"embedder": round(res["after_embedder_calls"] / res["before"], 3),
                      "torch_on_this_thread": round(res["after_torch_on_this_thread"] / res["before"], 3)}
+    return res
+
+
+def two_models(threads: int | None, n: int, repeats: int) -> dict:
+    """Decode speed of model A alone, then after a second llama.cpp model B (the same file) generated
+    once in the same process: every model shares one decode thread, so B adds no OpenMP team."""
+    from llmlab.models.model import load_model
+
+    def rate(m) -> float:
+        out = []
+        for _ in range(repeats):
+            for slot in range(m.backend.engine.n_slots):
+                m.backend.engine.drop(slot)
+            out.append(m.generate(PROMPT, max_new_tokens=n, min_new_tokens=n, temperature=0).tokens_per_s)
+        return round(statistics.median(out), 2)
+
+    def os_threads() -> int:
+        return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else -1
+
+    a = load_model("smollm2-135m", threads=threads, ledger=False)
+    a.generate(PROMPT, max_new_tokens=8, temperature=0)  # warm-up
+    res = {"threads": a.backend.engine.threads, "a_alone": rate(a), "os_threads_alone": os_threads()}
+    b = load_model("smollm2-135m", threads=threads, ledger=False)
+    b.generate(PROMPT, max_new_tokens=8, temperature=0)
+    res.update(a_after_b_generated=rate(a), b=rate(b), os_threads_with_b=os_threads())
+    res["ratio_after_b_vs_alone"] = round(res["a_after_b_generated"] / res["a_alone"], 3)
+    b.close()
+    a.close()
     return res
 
 
@@ -219,6 +248,8 @@ def main() -> None:
     ap.add_argument("--skip-sweep", action="store_true", help="no fixed-thread sweep")
     ap.add_argument("--after-embed", action="store_true",
                     help="only: llmlab's decode speed before and after e5 embeddings in the same process")
+    ap.add_argument("--two-models", action="store_true",
+                    help="only: llmlab's decode speed alone and after a second llama.cpp model generated in the process")
     ap.add_argument("--alternate", type=int, default=0, metavar="N",
                     help="N more llmlab / llama-bench tg runs, alternated, one repeat each: the ratio as a median of pairs")
     ap.add_argument("--_transformers-only", dest="transformers_only", action="store_true", help=argparse.SUPPRESS)
@@ -234,6 +265,11 @@ def main() -> None:
         print(json.dumps({"bench": "generation-after-embed", "new_tokens": a.new_tokens, "repeats": a.repeats,
                           "load_average_at_start": os.getloadavg(), **after_embed(a.threads, a.new_tokens,
                                                                                      a.repeats)}))
+        return
+
+    if a.two_models:
+        print(json.dumps({"bench": "generation-two-models", "new_tokens": a.new_tokens, "repeats": a.repeats,
+                          "load_average_at_start": os.getloadavg(), **two_models(a.threads, a.new_tokens, a.repeats)}))
         return
 
     burner = None

@@ -430,3 +430,59 @@ def test_closing_a_stream_read_without_blocking_frees_its_slot():
     it.close()  # suspended at PENDING: nothing is inside it, so it closes at once
     assert wait_until(lambda: sched.load["active"] == 0 and sched.load["free_slots"] == 8), sched.load
     m.close()
+
+
+# -- one decode thread for every scheduler of the process (one OpenMP team) --------------------------
+def _in_a_fresh_process(code: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LLMLAB_LEDGER": "false"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_every_scheduler_shares_the_decode_thread_which_ends_with_the_last_one():
+    code = """
+import threading
+from llmlab.models.model import load_model
+from llmlab.models import batching
+a = load_model("a", backend="fake", ledger=False, replies=["하나"])
+b = load_model("b", backend="fake", ledger=False, replies=["둘"])
+assert a.generate("x").text == "하나" and b.generate("y").text == "둘"
+decoder = a.backend.scheduler._decoder
+assert b.backend.scheduler._decoder is decoder
+assert [t.name for t in threading.enumerate()].count("llmlab-decode") == 1
+a.close()
+assert b.generate("y").text == "둘"  # closing one model leaves the other running
+b.close()
+decoder.thread.join(10)
+assert not decoder.thread.is_alive() and batching._DecodeThread._current is None
+c = load_model("c", backend="fake", ledger=False, replies=["셋"])  # a later model starts a new one
+assert c.generate("z").text == "셋" and c.backend.scheduler._decoder is not decoder
+c.close()
+print("ok")
+"""
+    assert _in_a_fresh_process(code) == "ok"
+
+
+def test_a_second_llamacpp_model_adds_no_openmp_team():
+    """Each thread that runs a llama.cpp step keeps an OpenMP team; two teams on a small machine
+    halve every model's decoding (75 against 150 tok/s on 2 cores). A second model that generates
+    must add no thread: its steps run on the same decode thread, in the same team."""
+    code = """
+import os
+from llmlab.models.model import load_model
+def threads(): return len(os.listdir("/proc/self/task"))
+a = load_model("smollm2-135m", threads=2, ledger=False)
+a.generate("Hello", max_new_tokens=4, temperature=0)
+n1 = threads()
+b = load_model("smollm2-135m", threads=2, ledger=False)
+b.generate("Hello", max_new_tokens=4, temperature=0)
+a.generate("Hello again", max_new_tokens=4, temperature=0)
+print(n1, threads())
+"""
+    n1, n2 = map(int, _in_a_fresh_process(code).split())
+    assert n2 == n1, (n1, n2)

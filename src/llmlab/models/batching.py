@@ -8,6 +8,10 @@ of *every* active sequence of *every* request and evaluates them all in one batc
 call — so eight clients share the model instead of waiting in line, and a single
 request goes through exactly the same code. A reader that stops iterating cancels its
 request and frees its slots at the next step.
+
+Every scheduler in the process is stepped by the same thread (:class:`_DecodeThread`): each
+llama.cpp step is an OpenMP parallel region, and two threads that start such regions keep
+two OpenMP teams, which on a small machine halves the decoding of every model in the process.
 """
 from __future__ import annotations
 
@@ -80,11 +84,75 @@ class _Request:
     reader: Reader | None = None  # a reader that must not block (models.streaming.reading): woken per item
 
 
-class Scheduler:
-    """Owns a :class:`SlotEngine` and runs its decode loop in a background thread."""
+class _DecodeThread:
+    """The one thread that runs the decode steps of every :class:`Scheduler` in the process.
 
-    def __init__(self, engine: SlotEngine, *, max_waiting: int = 64, queue_timeout_s: float | None = None,
-                 name: str = "llmlab-decode"):
+    llama.cpp's CPU backend runs each step as an OpenMP parallel region, and every thread that
+    starts one keeps a team of OpenMP workers alive. libgomp counts the threads of all teams and,
+    once they outnumber the cores, cuts every barrier's spin-wait short (the same effect as torch
+    on a long-lived thread, see :mod:`llmlab.threads`). With a decode thread per model, a second
+    llama.cpp model that had generated once left every model of the process decoding at half speed,
+    even while it sat idle (75 against 150–160 tok/s, two SmolLM2 models on 2 cores). One thread for
+    all of them keeps one team, and two busy models take turns step by step instead of
+    oversubscribing the cores. It ends when the last scheduler closes, and its team with it.
+    """
+
+    _lock = threading.Lock()  # guards _current; taken before any instance's cv
+    _current: "_DecodeThread | None" = None
+
+    def __init__(self) -> None:
+        self.cv = threading.Condition()
+        self.schedulers: list[Scheduler] = []
+        self.thread = threading.Thread(target=self._run, name="llmlab-decode", daemon=True)
+
+    @classmethod
+    def register(cls, sched: "Scheduler") -> "_DecodeThread":
+        with cls._lock:
+            dt, start = cls._current, False
+            if dt is None:
+                dt = cls._current = _DecodeThread()
+                start = True
+            with dt.cv:
+                dt.schedulers.append(sched)
+            if start:
+                try:
+                    dt.thread.start()
+                except BaseException:
+                    cls._current = None
+                    raise
+        return dt
+
+    def wake(self) -> None:
+        with self.cv:
+            self.cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                while True:
+                    work = [s for s in self.schedulers if s._has_work()]
+                    if work or not self.schedulers:
+                        break
+                    self.cv.wait()
+            if not work:  # the last scheduler closed: end, unless one registered meanwhile
+                with _DecodeThread._lock:
+                    with self.cv:
+                        if self.schedulers:
+                            continue
+                        if _DecodeThread._current is self:
+                            _DecodeThread._current = None
+                        return
+            for sched in work:
+                if sched._tick():
+                    with self.cv:
+                        self.schedulers.remove(sched)
+                    sched._stopped.set()
+
+
+class Scheduler:
+    """Owns a :class:`SlotEngine`; its decode loop runs on the process's decode thread."""
+
+    def __init__(self, engine: SlotEngine, *, max_waiting: int = 64, queue_timeout_s: float | None = None):
         self.engine = engine
         self.max_waiting = max_waiting
         self.queue_timeout_s = queue_timeout_s
@@ -95,10 +163,10 @@ class Scheduler:
         self.prefill_budget = int(getattr(engine, "n_batch", 512))
         self._cv = threading.Condition()
         self._closed = False
-        _SwitchInterval.acquire()  # released when the decode thread ends (close)
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stopped = threading.Event()  # set by the decode thread once it has let go of this scheduler
+        _SwitchInterval.acquire()  # released when the decode thread lets go of it (close)
         try:
-            self._thread.start()
+            self._decoder = _DecodeThread.register(self)
         except BaseException:
             _SwitchInterval.release()
             raise
@@ -126,7 +194,7 @@ class Scheduler:
                 raise BusyError(f"{len(self._waiting)} requests are already waiting for this model; try again shortly",
                                 retry_after_s=max(1.0, len(self._active) * 0.5))
             self._waiting.append(req)
-            self._cv.notify()
+        self._decoder.wake()
         return self._events(req)
 
     def _events(self, req: _Request) -> Iterator[Any]:
@@ -158,8 +226,7 @@ class Scheduler:
         finally:
             if not finished:  # the reader went away: stop generating for it
                 req.cancelled = True
-                with self._cv:
-                    self._cv.notify()
+                self._decoder.wake()
 
     @property
     def load(self) -> dict[str, int]:
@@ -168,10 +235,12 @@ class Scheduler:
                     "slots": self.engine.n_slots}
 
     def close(self) -> None:
+        """Fail what is queued or running, and return once the decode thread has let go of the engine."""
         with self._cv:
             self._closed = True
-            self._cv.notify_all()
-        self._thread.join(timeout=30)
+        self._decoder.wake()
+        if threading.current_thread() is not self._decoder.thread:
+            self._stopped.wait(timeout=30)
 
     # -- the decode thread -----------------------------------------------------------------
     @staticmethod
@@ -183,32 +252,31 @@ class Scheduler:
             except Exception:  # a reader gone (its event loop closed) must not stop the others' step
                 log.debug("waking a stream's reader failed", exc_info=True)
 
-    def _run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            _SwitchInterval.release()
+    def _has_work(self) -> bool:
+        return self._closed or bool(self._waiting) or bool(self._active)
 
-    def _loop(self) -> None:
-        while True:
-            with self._cv:
-                while not self._closed and not self._waiting and not self._active:
-                    self._cv.wait()
-                if self._closed:
-                    pending = list(self._waiting) + self._active
-                    self._waiting.clear()
-                    self._active.clear()
-                    break
-            try:
-                self._iteration()
-            except Exception as e:  # never let the thread die: fail the running requests instead
-                log.exception("decode loop failed")
-                err = e if isinstance(e, LLMLabError) else BackendError(f"generation failed: {e}")
-                for req in list(self._active):
-                    self._put(req, err)
-                    self._release(req)
-        for req in pending:
-            self._put(req, BackendError("the model was closed"))
+    def _tick(self) -> bool:
+        """One step (on the decode thread); True once the scheduler is closed and let go of."""
+        with self._cv:
+            closed = self._closed
+            if closed:
+                pending = list(self._waiting) + self._active
+                self._waiting.clear()
+                self._active.clear()
+        if closed:
+            for req in pending:
+                self._put(req, BackendError("the model was closed"))
+            _SwitchInterval.release()
+            return True
+        try:
+            self._iteration()
+        except Exception as e:  # never let the thread die: fail the running requests instead
+            log.exception("decode loop failed")
+            err = e if isinstance(e, LLMLabError) else BackendError(f"generation failed: {e}")
+            for req in list(self._active):
+                self._put(req, err)
+                self._release(req)
+        return False
 
     def _iteration(self) -> None:
         entries: list[tuple[int, int]] = []
