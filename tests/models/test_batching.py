@@ -486,3 +486,20 @@ print(n1, threads())
 """
     n1, n2 = map(int, _in_a_fresh_process(code).split())
     assert n2 == n1, (n1, n2)
+
+
+def test_a_forked_child_starts_its_own_decode_thread():
+    code = """
+import os, signal
+from llmlab.models.model import load_model
+a = load_model("a", backend="fake", ledger=False, replies=["부모"])
+assert a.generate("x").text == "부모"
+pid = os.fork()
+if pid == 0:  # the parent's decode thread does not exist here
+    signal.alarm(20)
+    b = load_model("b", backend="fake", ledger=False, replies=["자식"])
+    os._exit(0 if b.generate("y").text == "자식" else 1)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+    assert _in_a_fresh_process(code) == "child 0"

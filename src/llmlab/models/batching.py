@@ -16,6 +16,7 @@ two OpenMP teams, which on a small machine halves the decoding of every model in
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -147,6 +148,16 @@ class _DecodeThread:
                     with self.cv:
                         self.schedulers.remove(sched)
                     sched._stopped.set()
+
+
+def _forget_the_decode_thread() -> None:
+    """In a forked child the parent's decode thread does not exist: its first scheduler starts one."""
+    _DecodeThread._lock = threading.Lock()
+    _DecodeThread._current = None
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_forget_the_decode_thread)
 
 
 class Scheduler:
