@@ -23,12 +23,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 
 from ..errors import BackendError, BusyError, InvalidParameterError, LLMLabError, QueueTimeoutError
-from ..types import HANDOFF, PENDING, Delta, GenerationParams, Sequence_
+from ..types import HANDOFF, PENDING, Delta, GenerationParams, ReaderSignal, Sequence_
 from .decoding import RequestState, SlotEngine
 from .streaming import Reader, take_reader
 
@@ -148,6 +148,27 @@ class _DecodeThread:
                     with self.cv:
                         self.schedulers.remove(sched)
                     sched._stopped.set()
+
+
+def relay(events: Iterator[Any], t0: float) -> Generator[Any, None, tuple[list[Sequence_], float | None]]:
+    """Pass on what a request from :meth:`Scheduler.submit` yields — its deltas, and the signals for a
+    reader that must not block — and return its sequences and the seconds from ``t0`` to its first
+    delta (a backend's ``stream`` builds its Completion from them). ``events`` is closed however this ends."""
+    first: float | None = None
+    seqs: list[Sequence_] = []
+    try:
+        for ev in events:
+            if isinstance(ev, Delta):
+                if first is None:
+                    first = time.perf_counter() - t0
+                yield ev
+            elif isinstance(ev, ReaderSignal):
+                yield ev
+            else:
+                seqs = ev
+    finally:
+        events.close()  # type: ignore[attr-defined]
+    return seqs, first
 
 
 def _forget_the_decode_thread() -> None:

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import BackendError, InvalidParameterError, MissingDependencyError
-from ..types import Completion, Delta, GenerationParams, ModelInfo, ReaderSignal, Usage
+from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 from .base import LocalBackend
-from .batching import Scheduler
+from .batching import Scheduler, relay
 from .capabilities import LLAMACPP
 from .decoding import common_prefix_len, fit_prompt
 from .spec import ModelSpec
@@ -390,22 +390,9 @@ class LlamaCppBackend(LocalBackend):
             from .constrained import schema_constraint
 
             constraint = schema_constraint(self.engine, params.json_schema)
-        first: float | None = None
-        seqs = []
         events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], constraint=constraint,
                                        deltas=deltas)
-        try:
-            for ev in events:
-                if isinstance(ev, Delta):
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    yield ev
-                elif isinstance(ev, ReaderSignal):  # a reader that must not block (models.streaming.reading)
-                    yield ev
-                else:
-                    seqs = ev
-        finally:
-            events.close()
+        seqs, first = yield from relay(events, t0)
         yield Completion(sequences=seqs, model=self.spec.name, backend=self.name, params=params,
                          usage=Usage(len(ids), sum(s.completion_tokens for s in seqs)),
                          latency_s=time.perf_counter() - t0, first_token_s=first, threads=self.engine.threads,

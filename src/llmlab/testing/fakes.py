@@ -17,11 +17,11 @@ import numpy as np
 from ..config import Settings
 from ..errors import InvalidParameterError
 from ..models.base import LocalBackend
-from ..models.batching import Scheduler
+from ..models.batching import Scheduler, relay
 from ..models.capabilities import FAKE
 from ..models.decoding import common_prefix_len, fit_prompt
 from ..models.spec import ModelSpec
-from ..types import Completion, Delta, GenerationParams, ModelInfo, ReaderSignal, Usage
+from ..types import Completion, Delta, GenerationParams, ModelInfo, Usage
 
 BOS, EOS = 256, 257
 N_VOCAB = 258
@@ -161,20 +161,8 @@ class FakeBackend(LocalBackend):
             script = self.replies[self.calls % len(self.replies)].encode("utf-8")
             self.engine.queued.setdefault(tuple(ids), []).append(script)
         self.calls += 1
-        first: float | None = None
-        seqs = []
         events = self.scheduler.submit(ids, params, piece=lambda t: self.token_strings([t])[0], deltas=deltas)
-        try:
-            for ev in events:
-                if isinstance(ev, Delta):
-                    first = first if first is not None else time.perf_counter() - t0
-                    yield ev
-                elif isinstance(ev, ReaderSignal):  # a reader that must not block, as in LlamaCppBackend
-                    yield ev
-                else:
-                    seqs = ev
-        finally:
-            events.close()
+        seqs, first = yield from relay(events, t0)
         yield Completion(sequences=seqs, model=self.info.name, backend=self.name, params=params,
                          usage=Usage(len(ids), sum(s.completion_tokens for s in seqs)),
                          latency_s=time.perf_counter() - t0, first_token_s=first, threads=1, truncated_tokens=dropped)
